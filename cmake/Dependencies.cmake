@@ -1,0 +1,37 @@
+# Finds every build dependency; a missing one stops configuration with the Debian package to install.
+find_package(PkgConfig QUIET)
+if(NOT PkgConfig_FOUND)
+  message(FATAL_ERROR "pkg-config not found: install the Debian package 'pkg-config' (scripts/install-deps)")
+endif()
+
+function(ublkd_require_pkgconfig target module debian_package)
+  pkg_check_modules(${target} QUIET IMPORTED_TARGET GLOBAL ${module})
+  if(NOT ${target}_FOUND)
+    message(FATAL_ERROR "${module} not found: install the Debian package '${debian_package}' (scripts/install-deps)")
+  endif()
+endfunction()
+
+function(ublkd_require_package name debian_package)
+  find_package(${name} ${ARGN} QUIET)
+  if(NOT ${name}_FOUND)
+    message(FATAL_ERROR "${name} not found: install the Debian package '${debian_package}' (scripts/install-deps)")
+  endif()
+endfunction()
+
+ublkd_require_pkgconfig(LIBURING liburing liburing-dev)
+ublkd_require_pkgconfig(LIBSYSTEMD libsystemd libsystemd-dev)
+ublkd_require_package(sdbus-c++ libsdbus-c++-dev 1.2)
+ublkd_require_package(nlohmann_json nlohmann-json3-dev)
+ublkd_require_package(fmt libfmt-dev)
+
+find_program(SDBUS_XML2CPP sdbus-c++-xml2cpp)
+if(NOT SDBUS_XML2CPP)
+  message(FATAL_ERROR "sdbus-c++-xml2cpp not found: install the Debian package 'libsdbus-c++-bin' (scripts/install-deps)")
+endif()
+
+if(UBLKD_TESTS)
+  ublkd_require_package(GTest libgtest-dev)
+  if(NOT TARGET GTest::gmock)
+    message(FATAL_ERROR "GoogleMock not found: install the Debian package 'libgmock-dev' (scripts/install-deps)")
+  endif()
+endif()

@@ -1,0 +1,131 @@
+// The ublk kernel ABI as ublkd uses it: command opcodes, wire structs, feature bits and states.
+// Defined here rather than taken from <linux/ublk_cmd.h> because Debian 12's header is from 6.1
+// and lacks the ioctl-encoded opcodes and everything newer; sizes and opcode values are
+// static_assert'ed against the kernel's numbers.
+#pragma once
+
+#include <linux/ioctl.h>
+
+#include <cstdint>
+
+namespace ublk::abi {
+
+// struct ublksrv_ctrl_cmd: the 32-byte payload of a control uring_cmd (in an SQE128 slot).
+struct CtrlCmd {
+  uint32_t dev_id = 0;
+  uint16_t queue_id = 0xffff;
+  uint16_t len = 0;
+  uint64_t addr = 0;
+  uint64_t data = 0;
+  uint16_t dev_path_len = 0;
+  uint16_t pad = 0;
+  uint32_t reserved = 0;
+};
+static_assert(sizeof(CtrlCmd) == 32);
+
+// struct ublksrv_ctrl_dev_info
+struct DevInfo {
+  uint16_t nr_hw_queues = 0;
+  uint16_t queue_depth = 0;
+  uint16_t state = 0;
+  uint16_t pad0 = 0;
+  uint32_t max_io_buf_bytes = 0;
+  uint32_t dev_id = 0;
+  int32_t ublksrv_pid = 0;
+  uint32_t reserved0 = 0;
+  uint64_t flags = 0;
+  uint64_t ublksrv_flags = 0;
+  uint32_t owner_uid = 0;
+  uint32_t owner_gid = 0;
+  uint64_t reserved1 = 0;
+  uint64_t reserved2 = 0;
+};
+static_assert(sizeof(DevInfo) == 64);
+
+// struct ublksrv_io_desc: one per tag in the read-only descriptor mmap of /dev/ublkcN.
+struct IoDesc {
+  uint32_t op_flags;
+  uint32_t nr_sectors;
+  uint64_t start_sector;
+  uint64_t addr;
+};
+static_assert(sizeof(IoDesc) == 24);
+
+// struct ublksrv_io_cmd: the payload of a per-I/O uring_cmd.
+struct IoCmd {
+  uint16_t q_id;
+  uint16_t tag;
+  int32_t result;
+  uint64_t addr;
+};
+static_assert(sizeof(IoCmd) == 16);
+
+constexpr uint32_t encodeRead(uint32_t nr, uint32_t size) { return _IOC(_IOC_READ, 'u', nr, size); }
+constexpr uint32_t encodeReadWrite(uint32_t nr, uint32_t size) { return _IOC(_IOC_READ | _IOC_WRITE, 'u', nr, size); }
+
+// Control commands (UBLK_U_CMD_*), ioctl-encoded: every kernel with ublk's 6.4+ ABI takes them.
+namespace cmd {
+constexpr uint32_t kGetQueueAffinity = encodeRead(0x01, sizeof(CtrlCmd));
+constexpr uint32_t kGetDevInfo = encodeRead(0x02, sizeof(CtrlCmd));
+constexpr uint32_t kAddDev = encodeReadWrite(0x04, sizeof(CtrlCmd));
+constexpr uint32_t kDelDev = encodeReadWrite(0x05, sizeof(CtrlCmd));
+constexpr uint32_t kStartDev = encodeReadWrite(0x06, sizeof(CtrlCmd));
+constexpr uint32_t kStopDev = encodeReadWrite(0x07, sizeof(CtrlCmd));
+constexpr uint32_t kSetParams = encodeReadWrite(0x08, sizeof(CtrlCmd));
+constexpr uint32_t kGetParams = encodeRead(0x09, sizeof(CtrlCmd));
+constexpr uint32_t kStartUserRecovery = encodeReadWrite(0x10, sizeof(CtrlCmd));
+constexpr uint32_t kEndUserRecovery = encodeReadWrite(0x11, sizeof(CtrlCmd));
+constexpr uint32_t kGetDevInfo2 = encodeRead(0x12, sizeof(CtrlCmd));
+constexpr uint32_t kGetFeatures = encodeRead(0x13, sizeof(CtrlCmd));
+constexpr uint32_t kDelDevAsync = encodeRead(0x14, sizeof(CtrlCmd));
+constexpr uint32_t kUpdateSize = encodeReadWrite(0x15, sizeof(CtrlCmd));
+constexpr uint32_t kQuiesceDev = encodeReadWrite(0x16, sizeof(CtrlCmd));
+constexpr uint32_t kTryStopDev = encodeReadWrite(0x17, sizeof(CtrlCmd));
+
+static_assert(kGetQueueAffinity == 0x80207501);
+static_assert(kAddDev == 0xc0207504);
+static_assert(kGetFeatures == 0x80207513);
+static_assert(kDelDevAsync == 0x80207514);
+static_assert(kTryStopDev == 0xc0207517);
+}  // namespace cmd
+
+// Per-I/O commands (UBLK_U_IO_*).
+namespace io {
+constexpr uint32_t kFetchReq = encodeReadWrite(0x20, sizeof(IoCmd));
+constexpr uint32_t kCommitAndFetchReq = encodeReadWrite(0x21, sizeof(IoCmd));
+constexpr uint32_t kNeedGetData = encodeReadWrite(0x22, sizeof(IoCmd));
+static_assert(kFetchReq == 0xc0107520);
+static_assert(kCommitAndFetchReq == 0xc0107521);
+
+constexpr int kResOk = 0;
+constexpr int kResNeedGetData = 1;
+}  // namespace io
+
+// Feature bits (UBLK_F_*), as GET_FEATURES reports them and ADD_DEV negotiates them.
+namespace feature {
+constexpr uint64_t kSupportZeroCopy = 1ULL << 0;
+constexpr uint64_t kUringCmdCompInTask = 1ULL << 1;
+constexpr uint64_t kNeedGetData = 1ULL << 2;
+constexpr uint64_t kUserRecovery = 1ULL << 3;
+constexpr uint64_t kUserRecoveryReissue = 1ULL << 4;
+constexpr uint64_t kUnprivilegedDev = 1ULL << 5;
+constexpr uint64_t kCmdIoctlEncode = 1ULL << 6;
+constexpr uint64_t kUserCopy = 1ULL << 7;
+constexpr uint64_t kZoned = 1ULL << 8;
+constexpr uint64_t kUserRecoveryFailIo = 1ULL << 9;
+constexpr uint64_t kUpdateSize = 1ULL << 10;
+constexpr uint64_t kAutoBufReg = 1ULL << 11;
+constexpr uint64_t kQuiesce = 1ULL << 12;
+constexpr uint64_t kPerIoDaemon = 1ULL << 13;
+constexpr uint64_t kBufRegOffDaemon = 1ULL << 14;
+constexpr uint64_t kBatchIo = 1ULL << 15;
+constexpr uint64_t kIntegrity = 1ULL << 16;
+constexpr uint64_t kSafeStopDev = 1ULL << 17;
+constexpr uint64_t kNoAutoPartScan = 1ULL << 18;
+constexpr uint64_t kShmemZc = 1ULL << 19;
+}  // namespace feature
+
+// Device states (UBLK_S_DEV_*).
+enum class DevState : uint16_t { Dead = 0, Live = 1, Quiesced = 2, FailIo = 3 };
+
+}  // namespace ublk::abi

@@ -1,0 +1,52 @@
+// ControlDevice against real files and a real io_uring: open failures, command failures, and
+// (where the host has ublk_drv) a real GET_FEATURES.
+#include "control_device.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <system_error>
+
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+TEST(ControlDevice, MissingNodeNamesPathAndReason) {
+  try {
+    ublk::ControlDevice control({.path = "/nonexistent/ublk-control"});
+    FAIL() << "opened a missing control node";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), ENOENT);
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("open /nonexistent/ublk-control"), HasSubstr("No such file or directory")));
+  }
+}
+
+// A regular file takes no uring_cmd: the kernel's refusal must come back named after the command.
+// (Not /dev/null: newer kernels give it a no-op uring_cmd for io_uring's own tests.)
+TEST(ControlDevice, RefusedCommandNamesCommandAndErrno) {
+  char path[] = "/tmp/ublkd-control-test.XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  ublk::ControlDevice control({.path = path});
+  unlink(path);
+  try {
+    control.getFeatures();
+    FAIL() << "GET_FEATURES succeeded on a regular file";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EOPNOTSUPP);
+    EXPECT_THAT(e.what(), AllOf(HasSubstr("GET_FEATURES (no device)"), HasSubstr("not supported")));
+  }
+}
+
+TEST(ControlDevice, GetFeaturesOnRealKernel) {
+  if (access("/dev/ublk-control", R_OK | W_OK) != 0) GTEST_SKIP() << "no /dev/ublk-control on this host";
+  ublk::ControlDevice control;
+  EXPECT_NE(control.getFeatures() & ublk::abi::feature::kCmdIoctlEncode, 0u);
+}
+
+}  // namespace

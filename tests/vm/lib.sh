@@ -1,0 +1,51 @@
+# Helpers for guest tests (sourced, bash). A test reads top-down as its scenario:
+#   step "what happens next"; ...; expect ...; pass
+# Exit codes: 0 pass, 1 fail, 4 skip. Cleanups registered with `defer` run in reverse order on
+# any exit, so a failing test still tears down what it made.
+set -euo pipefail
+
+_deferred=()
+_run_deferred() {
+  local rc=$? i
+  for ((i = ${#_deferred[@]} - 1; i >= 0; i--)); do eval "${_deferred[i]}" || true; done
+  exit "$rc"
+}
+trap _run_deferred EXIT
+trap 'echo "FAIL: line $LINENO: $BASH_COMMAND (exit $?)" >&2' ERR
+
+# defer CMD...: run CMD when the test exits, whatever the outcome.
+defer() { _deferred+=("$*"); }
+
+step() { echo "== $*"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 4; }
+pass() { echo "PASS: $(basename "$0" .sh)"; exit 0; }
+
+expect_module() { grep -qw "^$1" /proc/modules || fail "module $1 is not loaded"; }
+expect_char_device() { [ -c "$1" ] || fail "$1 is not a character device"; }
+# expect_contains TEXT WORD: WORD appears as a whole word in TEXT.
+expect_contains() { grep -qw -- "$2" <<<"$1" || fail "expected '$2' in: $1"; }
+
+# scratch_file SIZE: a new sparse file in /var/tmp (guest tmpfs overlay), removed at exit.
+scratch_file() {
+  local f
+  f=$(mktemp /var/tmp/ublkvm.XXXXXX)
+  truncate -s "$1" "$f"
+  defer rm -f "$f"
+  echo "$f"
+}
+
+# fio_verify DEVICE [FIO OPTION...]: random writes, then a read-back checked with crc32c.
+# Fails on any I/O error or mismatch; extra options (bs, iodepth, size ...) override defaults.
+fio_verify() {
+  local dev=$1
+  shift
+  fio --name=verify --filename="$dev" --ioengine=io_uring --direct=1 --rw=randwrite \
+    --bs=4k --iodepth=16 --size=64M --verify=crc32c --verify_fatal=1 --do_verify=1 \
+    --output-format=terse --terse-version=3 "$@" >/var/tmp/fio.out ||
+    fail "fio on $dev exited $?: $(tail -n 5 /var/tmp/fio.out)"
+  # terse v3: field 5 is the job's first error (0 when none).
+  local error
+  error=$(awk -F';' '{ print $5 }' /var/tmp/fio.out)
+  [ "$error" = 0 ] || fail "fio on $dev reported error $error"
+}
