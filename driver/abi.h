@@ -6,6 +6,7 @@
 
 #include <linux/ioctl.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ublk::abi {
@@ -60,6 +61,75 @@ struct IoCmd {
 };
 static_assert(sizeof(IoCmd) == 16);
 
+// struct ublk_params and its parts (7.2 layout; older kernels copy the prefix they know and drop
+// type bits they don't, so len = sizeof(Params) is right everywhere).
+struct ParamBasic {
+  uint32_t attrs;
+  uint8_t logical_bs_shift;
+  uint8_t physical_bs_shift;
+  uint8_t io_opt_shift;
+  uint8_t io_min_shift;
+  uint32_t max_sectors;
+  uint32_t chunk_sectors;
+  uint64_t dev_sectors;
+  uint64_t virt_boundary_mask;
+};
+struct ParamDiscard {
+  uint32_t discard_alignment;
+  uint32_t discard_granularity;
+  uint32_t max_discard_sectors;
+  uint32_t max_write_zeroes_sectors;
+  uint16_t max_discard_segments;
+  uint16_t reserved0;
+};
+struct ParamDevt {
+  uint32_t char_major;
+  uint32_t char_minor;
+  uint32_t disk_major;
+  uint32_t disk_minor;
+};
+struct Params {
+  uint32_t len;
+  uint32_t types;
+  ParamBasic basic;
+  ParamDiscard discard;
+  ParamDevt devt;
+  uint8_t zoned[32];
+  uint8_t dma[8];
+  alignas(8) uint8_t seg[16];  // holds a u64 in the kernel, hence 8-aligned at 120
+  uint8_t integrity[16];
+};
+static_assert(sizeof(ParamBasic) == 32 && sizeof(ParamDiscard) == 20 && sizeof(ParamDevt) == 16);
+static_assert(offsetof(Params, basic) == 8 && offsetof(Params, discard) == 40 && offsetof(Params, devt) == 60);
+static_assert(offsetof(Params, zoned) == 76 && offsetof(Params, seg) == 120 && sizeof(Params) == 152);
+
+namespace param {
+constexpr uint32_t kTypeBasic = 1 << 0;
+constexpr uint32_t kTypeDiscard = 1 << 1;
+constexpr uint32_t kTypeDevt = 1 << 2;
+
+constexpr uint32_t kAttrReadOnly = 1 << 0;
+constexpr uint32_t kAttrRotational = 1 << 1;
+constexpr uint32_t kAttrVolatileCache = 1 << 2;
+constexpr uint32_t kAttrFua = 1 << 3;
+}  // namespace param
+
+// Request operations and flags in IoDesc::op_flags (UBLK_IO_OP_*, UBLK_IO_F_*).
+enum class Op : uint8_t { Read = 0, Write = 1, Flush = 2, Discard = 3, WriteSame = 4, WriteZeroes = 5 };
+constexpr Op opOf(const IoDesc& desc) { return static_cast<Op>(desc.op_flags & 0xff); }
+namespace ioflag {
+constexpr uint32_t kFua = 1 << 13;
+constexpr uint32_t kNoUnmap = 1 << 15;
+}  // namespace ioflag
+
+// The descriptor array of queue q lives at this offset of /dev/ublkcN (UBLKSRV_CMD_BUF_OFFSET
+// plus q times the largest possible array, page-rounded).
+constexpr uint32_t kMaxQueueDepth = 4096;
+constexpr uint64_t descArrayOffset(uint16_t queue, uint64_t pageSize) {
+  const uint64_t maxArray = (kMaxQueueDepth * sizeof(IoDesc) + pageSize - 1) / pageSize * pageSize;
+  return queue * maxArray;
+}
+
 constexpr uint32_t encodeRead(uint32_t nr, uint32_t size) { return _IOC(_IOC_READ, 'u', nr, size); }
 constexpr uint32_t encodeReadWrite(uint32_t nr, uint32_t size) { return _IOC(_IOC_READ | _IOC_WRITE, 'u', nr, size); }
 
@@ -99,6 +169,7 @@ static_assert(kCommitAndFetchReq == 0xc0107521);
 
 constexpr int kResOk = 0;
 constexpr int kResNeedGetData = 1;
+constexpr int kResAbort = -19;  // -ENODEV: the tag is dead; never resubmit it
 }  // namespace io
 
 // Feature bits (UBLK_F_*), as GET_FEATURES reports them and ADD_DEV negotiates them.

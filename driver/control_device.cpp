@@ -24,6 +24,11 @@ __kernel_timespec timespecUntil(Clock::time_point when) {
   return {.tv_sec = ns / 1'000'000'000, .tv_nsec = ns % 1'000'000'000};
 }
 
+template <typename T>
+uint64_t addressOf(T& object) {
+  return reinterpret_cast<uintptr_t>(&object);
+}
+
 std::string deviceLabel(uint32_t devId) {
   return devId == UINT32_MAX ? std::string("no device") : fmt::format("device {}", devId);
 }
@@ -38,9 +43,72 @@ ControlDevice::ControlDevice(Options options)
 uint64_t ControlDevice::getFeatures() {
   uint64_t features = 0;
   execute("GET_FEATURES", abi::cmd::kGetFeatures,
-          {.dev_id = kNoDevice, .len = sizeof(features), .addr = reinterpret_cast<uintptr_t>(&features)});
+          {.dev_id = kNoDevice, .len = sizeof(features), .addr = addressOf(features)});
   return features;
 }
+
+abi::DevInfo ControlDevice::addDevice(const abi::DevInfo& want) {
+  abi::DevInfo info = want;
+  execute("ADD_DEV", abi::cmd::kAddDev, {.dev_id = want.dev_id, .len = sizeof(info), .addr = addressOf(info)});
+  return info;
+}
+
+abi::DevInfo ControlDevice::getDeviceInfo(uint32_t devId) {
+  abi::DevInfo info{};
+  execute("GET_DEV_INFO", abi::cmd::kGetDevInfo, {.dev_id = devId, .len = sizeof(info), .addr = addressOf(info)});
+  return info;
+}
+
+void ControlDevice::setParams(uint32_t devId, const abi::Params& params) {
+  abi::Params copy = params;
+  copy.len = sizeof(copy);
+  execute("SET_PARAMS", abi::cmd::kSetParams, {.dev_id = devId, .len = sizeof(copy), .addr = addressOf(copy)});
+}
+
+abi::Params ControlDevice::getParams(uint32_t devId) {
+  abi::Params params{};
+  params.len = sizeof(params);
+  execute("GET_PARAMS", abi::cmd::kGetParams, {.dev_id = devId, .len = sizeof(params), .addr = addressOf(params)});
+  return params;
+}
+
+cpu_set_t ControlDevice::getQueueAffinity(uint32_t devId, uint16_t queue) {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  execute("GET_QUEUE_AFFINITY", abi::cmd::kGetQueueAffinity,
+          {.dev_id = devId, .len = sizeof(cpus), .addr = addressOf(cpus), .data = queue});
+  return cpus;
+}
+
+void ControlDevice::startDevice(uint32_t devId, pid_t pid) {
+  execute("START_DEV", abi::cmd::kStartDev, {.dev_id = devId, .data = static_cast<uint64_t>(pid)});
+}
+
+void ControlDevice::stopDevice(uint32_t devId) { execute("STOP_DEV", abi::cmd::kStopDev, {.dev_id = devId}); }
+
+void ControlDevice::deleteDevice(uint32_t devId) { execute("DEL_DEV", abi::cmd::kDelDev, {.dev_id = devId}); }
+
+void ControlDevice::deleteDeviceAsync(uint32_t devId) {
+  execute("DEL_DEV_ASYNC", abi::cmd::kDelDevAsync, {.dev_id = devId});
+}
+
+void ControlDevice::startUserRecovery(uint32_t devId) {
+  execute("START_USER_RECOVERY", abi::cmd::kStartUserRecovery, {.dev_id = devId}, BusyIs::Transient);
+}
+
+void ControlDevice::endUserRecovery(uint32_t devId, pid_t pid) {
+  execute("END_USER_RECOVERY", abi::cmd::kEndUserRecovery, {.dev_id = devId, .data = static_cast<uint64_t>(pid)});
+}
+
+void ControlDevice::updateSize(uint32_t devId, uint64_t sectors) {
+  execute("UPDATE_SIZE", abi::cmd::kUpdateSize, {.dev_id = devId, .data = sectors});
+}
+
+void ControlDevice::quiesceDevice(uint32_t devId, std::chrono::milliseconds timeout) {
+  execute("QUIESCE_DEV", abi::cmd::kQuiesceDev, {.dev_id = devId, .data = static_cast<uint64_t>(timeout.count())});
+}
+
+void ControlDevice::tryStopDevice(uint32_t devId) { execute("TRY_STOP_DEV", abi::cmd::kTryStopDev, {.dev_id = devId}); }
 
 int ControlDevice::execute(std::string_view name, uint32_t op, abi::CtrlCmd cmd, BusyIs busy) {
   const auto deadline = Clock::now() + options_.deadline;

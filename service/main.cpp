@@ -1,8 +1,13 @@
-// ublkd's command line: picks the verb and reports failures as "ublkd: <what>: <why>".
-//   ublkd features [--json]   the kernel's ublk features, decoded
+// ublkd's command line: picks the verb and reports failures as "ublkd <verb>: <what>: <why>".
+//   ublkd features [--json]      the kernel's ublk features, decoded
+//   ublkd serve --spec FILE      serve one device in the foreground until SIGTERM/SIGINT
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,13 +16,51 @@
 #include <nlohmann/json.hpp>
 
 #include "control_device.h"
+#include "device_spec.h"
 #include "feature_names.h"
+#include "server.h"
 
 namespace {
 
 constexpr std::string_view kUsage =
     "usage: ublkd features [--json]\n"
-    "  features   print the ublk features of the running kernel (GET_FEATURES)\n";
+    "       ublkd serve --spec FILE\n"
+    "  features   print the ublk features of the running kernel (GET_FEATURES)\n"
+    "  serve      create the device FILE describes, print its /dev/ublkbN, serve it until\n"
+    "             SIGTERM or SIGINT, then stop and delete it\n";
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+int runServe(const std::vector<std::string_view>& args) {
+  std::string specPath;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--spec" && i + 1 < args.size()) {
+      specPath = args[++i];
+    } else {
+      fmt::print(stderr, "ublkd serve: unexpected argument '{}'\n{}", args[i], kUsage);
+      return 2;
+    }
+  }
+  if (specPath.empty()) {
+    fmt::print(stderr, "ublkd serve: --spec FILE is required\n{}", kUsage);
+    return 2;
+  }
+  ublkd::DeviceSpec spec;
+  try {
+    spec = ublkd::parseDeviceSpec(readFile(specPath));
+    ublkd::checkBacking(spec);
+  } catch (const ublkd::SpecError& e) {
+    fmt::print(stderr, "ublkd serve: invalid spec {}: {}\n", specPath, e.what());
+    return 2;
+  }
+  return ublkd::Server(std::move(spec)).run();
+}
 
 int runFeatures(const std::vector<std::string_view>& args) {
   bool json = false;
@@ -51,6 +94,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (args[0] == "features") return runFeatures({args.begin() + 1, args.end()});
+    if (args[0] == "serve") return runServe({args.begin() + 1, args.end()});
     fmt::print(stderr, "ublkd: unknown verb '{}'\n{}", args[0], kUsage);
     return 2;
   } catch (const std::exception& e) {

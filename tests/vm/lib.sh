@@ -49,3 +49,42 @@ fio_verify() {
   error=$(awk -F';' '{ print $5 }' /var/tmp/fio.out)
   [ "$error" = 0 ] || fail "fio on $dev reported error $error"
 }
+
+# serve_device SPEC_JSON: starts `ublkd serve` on the spec in the background and waits (10 s at
+# most) for the /dev/ublkbN it prints. Sets UBLK_DEV and UBLK_PID; the device is stopped at exit
+# if the test has not stopped it itself.
+serve_device() {
+  local spec out i
+  spec=$(mktemp /var/tmp/ublkvm-spec.XXXXXX)
+  out=$(mktemp /var/tmp/ublkvm-serve.XXXXXX)
+  defer rm -f "$spec" "$out"
+  echo "$1" >"$spec"
+  ublkd serve --spec "$spec" >"$out" 2>&1 &
+  UBLK_PID=$!
+  defer "kill -TERM $UBLK_PID 2>/dev/null; wait $UBLK_PID 2>/dev/null"
+  for i in $(seq 100); do
+    UBLK_DEV=$(grep -m1 '^/dev/ublkb' "$out" || true)
+    [ -n "$UBLK_DEV" ] && break
+    kill -0 "$UBLK_PID" 2>/dev/null || { wait "$UBLK_PID" || true; fail "ublkd serve exited early: $(cat "$out")"; }
+    sleep 0.1
+  done
+  [ -n "$UBLK_DEV" ] || fail "ublkd serve printed no device in 10 s: $(cat "$out")"
+  [ -b "$UBLK_DEV" ] || fail "$UBLK_DEV is not a block device"
+}
+
+# expect_queues N: the served device has N hardware queues (needs N vCPUs: the kernel clamps).
+expect_queues() {
+  local have
+  have=$(ls "/sys/block/${UBLK_DEV#/dev/}/mq" | wc -l)
+  [ "$have" -eq "$1" ] || fail "$UBLK_DEV has $have queues, expected $1 (guest has $(nproc) CPUs)"
+}
+
+# stop_device: SIGTERM to the served device's daemon; it must exit 0 and leave no device behind.
+stop_device() {
+  local id=${UBLK_DEV#/dev/ublkb} rc=0
+  kill -TERM "$UBLK_PID"
+  wait "$UBLK_PID" || rc=$?
+  [ "$rc" -eq 0 ] || fail "ublkd serve exited $rc on SIGTERM"
+  [ ! -e "$UBLK_DEV" ] || fail "$UBLK_DEV still exists after stop"
+  [ ! -e "/dev/ublkc$id" ] || fail "/dev/ublkc$id still exists after stop"
+}

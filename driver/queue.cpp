@@ -1,0 +1,161 @@
+// Queue: ring setup with fallbacks, the FETCH / COMMIT_AND_FETCH protocol and the batch loop.
+#include "queue.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "throw_errno.h"
+#include "user_data.h"
+
+namespace ublk {
+namespace {
+
+constexpr int kCharFixedFile = 0;
+// No real tag reaches 0xffff (depth <= 4096): marks the stop eventfd's poll.
+constexpr UserData kStopPoll{.tag = 0xffff};
+
+unsigned roundUpPow2(unsigned n) {
+  unsigned p = 1;
+  while (p < n) p <<= 1;
+  return p;
+}
+
+// The fastest setup first; older kernels refuse flags they don't know with EINVAL.
+std::unique_ptr<Ring> makeQueueRing(unsigned entries) {
+  const unsigned attempts[] = {
+      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+      IORING_SETUP_COOP_TASKRUN,
+      0,
+  };
+  for (const unsigned flags : attempts) {
+    try {
+      return std::make_unique<Ring>(entries, flags);
+    } catch (const std::system_error& e) {
+      if (e.code().value() != EINVAL || flags == 0) throw;
+    }
+  }
+  return nullptr;  // unreachable: the last attempt throws
+}
+
+size_t pageRounded(size_t bytes) {
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return (bytes + page - 1) / page * page;
+}
+
+}  // namespace
+
+Queue::Queue(const Config& config) : config_(config) {
+  const std::string label = fmt::format("ublkc{} queue {}", config.devId, config.id);
+  // Room for a ublk command and one handler SQE per tag in flight at once.
+  ring_ = makeQueueRing(roundUpPow2(2u * config.depth));
+
+  std::vector<int> files{config.charFd};
+  files.insert(files.end(), config.files.begin(), config.files.end());
+  const int ret = io_uring_register_files(ring_->get(), files.data(), static_cast<unsigned>(files.size()));
+  if (ret < 0) throwErrno(-ret, "io_uring_register_files (" + label + ")");
+
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  descriptors_ =
+      MappedRegion(pageRounded(config.depth * sizeof(abi::IoDesc)), PROT_READ, MAP_SHARED | MAP_POPULATE, config.charFd,
+                   static_cast<off_t>(abi::descArrayOffset(config.id, page)), "descriptors of " + label);
+  buffers_ = MappedRegion(size_t{config.depth} * config.bufferBytes, PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "buffers of " + label);
+}
+
+io_uring_sqe* Queue::nextSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_->get());
+  if (sqe == nullptr) {
+    // Cannot happen while at most 2 * depth SQEs are outstanding; flush rather than fail if it does.
+    const int ret = io_uring_submit(ring_->get());
+    if (ret < 0) throwErrno(-ret, fmt::format("io_uring_submit (ublkc{} queue {})", config_.devId, config_.id));
+    sqe = io_uring_get_sqe(ring_->get());
+    if (sqe == nullptr) throwErrno(EBUSY, "queue ring has no free SQE");
+  }
+  std::memset(sqe, 0, sizeof(*sqe));
+  return sqe;
+}
+
+io_uring_sqe* Queue::targetSqe(uint16_t tag, uint8_t op) {
+  io_uring_sqe* sqe = nextSqe();
+  sqe->user_data = UserData{.tag = tag, .targetIo = true, .op = op}.encode();
+  ++targetInFlight_;
+  return sqe;
+}
+
+void Queue::prepIoCmd(uint32_t op, uint16_t tag, int result) {
+  io_uring_sqe* sqe = nextSqe();
+  sqe->opcode = IORING_OP_URING_CMD;
+  sqe->fd = kCharFixedFile;
+  sqe->flags = IOSQE_FIXED_FILE;
+  sqe->cmd_op = op;
+  sqe->user_data = UserData{.tag = tag}.encode();
+  const abi::IoCmd cmd{
+      .q_id = config_.id,
+      .tag = tag,
+      .result = result,
+      .addr = reinterpret_cast<uintptr_t>(buffers_.as<std::byte>() + size_t{tag} * config_.bufferBytes),
+  };
+  static_assert(sizeof(cmd) <= 16, "an I/O command must fit a 64-byte SQE");
+  std::memcpy(sqe->cmd, &cmd, sizeof(cmd));
+}
+
+void Queue::fetchAll() {
+  if (config_.stopFd >= 0) {
+    io_uring_sqe* sqe = nextSqe();
+    io_uring_prep_poll_add(sqe, config_.stopFd, POLLIN);
+    sqe->user_data = kStopPoll.encode();
+  }
+  for (uint16_t tag = 0; tag < config_.depth; ++tag) prepIoCmd(abi::io::kFetchReq, tag, 0);
+  const int ret = io_uring_submit(ring_->get());
+  if (ret < 0) throwErrno(-ret, fmt::format("submit FETCH_REQ (ublkc{} queue {})", config_.devId, config_.id));
+}
+
+void Queue::finish(uint16_t tag, int result) {
+  if (result != kPending) prepIoCmd(abi::io::kCommitAndFetchReq, tag, result);
+}
+
+void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
+  if (res == abi::io::kResOk) {
+    const abi::IoDesc desc = descriptors_.as<const abi::IoDesc>()[tag];  // the slot is reused after commit
+    std::byte* buffer = buffers_.as<std::byte>() + size_t{tag} * config_.bufferBytes;
+    finish(tag, handler.start(*this, tag, desc, buffer));
+  } else if (res == abi::io::kResAbort) {
+    ++abortedTags_;
+  } else {
+    throwErrno(-res, fmt::format("FETCH/COMMIT_AND_FETCH (ublkc{} queue {} tag {})", config_.devId, config_.id, tag));
+  }
+}
+
+void Queue::run(RequestHandler& handler) {
+  io_uring* ring = ring_->get();
+  while ((abortedTags_ < config_.depth && !stopping_) || targetInFlight_ > 0) {
+    const int ret = io_uring_submit_and_wait(ring, 1);
+    if (ret < 0 && ret != -EINTR) {
+      throwErrno(-ret, fmt::format("io_uring_enter (ublkc{} queue {})", config_.devId, config_.id));
+    }
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_cqe* cqe;
+    io_uring_for_each_cqe(ring, head, cqe) {
+      ++seen;
+      const UserData ud = UserData::decode(cqe->user_data);
+      if (ud == kStopPoll) {
+        stopping_ = true;
+      } else if (ud.targetIo) {
+        --targetInFlight_;
+        finish(ud.tag, handler.complete(*this, ud.tag, ud.op, cqe->res));
+      } else {
+        onIoCmdCqe(ud.tag, cqe->res, handler);
+      }
+    }
+    io_uring_cq_advance(ring, seen);
+  }
+}
+
+}  // namespace ublk

@@ -1,0 +1,87 @@
+// Queue: one hardware queue of a ublk device, served from its own thread on its own io_uring.
+// It maps the queue's descriptor array, owns one data buffer per tag (copy mode), FETCHes every
+// tag, then loops: reap a batch of CQEs, hand new requests to the RequestHandler, commit results
+// with COMMIT_AND_FETCH, and submit the whole batch (target I/O included) with one io_uring_enter.
+#pragma once
+
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "abi.h"
+#include "mapped_region.h"
+#include "ring.h"
+
+namespace ublk {
+
+// Where a handler gets SQEs for its own I/O: a queue's ring, or any ring in a unit test.
+// The SQE comes cleared and tagged; its CQE reaches RequestHandler::complete with `op`.
+// Handler fd i is fixed file i + 1 (set IOSQE_FIXED_FILE after io_uring_prep_*).
+class SqeSource {
+ public:
+  virtual io_uring_sqe* targetSqe(uint16_t tag, uint8_t op) = 0;
+
+ protected:
+  ~SqeSource() = default;
+};
+
+// The result of a request that is not finished yet: its handler queued I/O for it.
+constexpr int kPending = INT_MIN;
+
+// Serves one queue's requests; called only on the queue's thread, so it needs no locks.
+// Both calls return the result to commit now (bytes transferred, or -errno), or kPending.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  virtual int start(SqeSource& sqes, uint16_t tag, const abi::IoDesc& desc, std::byte* buffer) = 0;
+  virtual int complete(SqeSource& sqes, uint16_t tag, uint8_t op, int res) = 0;
+};
+
+class Queue final : public SqeSource {
+ public:
+  struct Config {
+    uint32_t devId;
+    uint16_t id;
+    uint16_t depth;
+    uint32_t bufferBytes;        // per tag: the device's max_io_buf_bytes
+    int charFd;                  // /dev/ublkcN, shared by the device's queues
+    std::span<const int> files;  // the handler's fds; registered as fixed files 1..n
+    int stopFd = -1;             // an eventfd: once readable, run() returns when handler I/O drains
+  };
+
+  // Must run on the queue's own thread: the ring is created for a single issuer.
+  explicit Queue(const Config& config);
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  // Queues and submits a FETCH for every tag. START_DEV (or END_USER_RECOVERY) may follow.
+  void fetchAll();
+  // Serves until every tag is aborted (STOP_DEV, or the device going away), or stopFd fires, and
+  // no handler I/O is left in flight. Throws on a ublk command the kernel rejects.
+  void run(RequestHandler& handler);
+
+  io_uring_sqe* targetSqe(uint16_t tag, uint8_t op) override;
+
+  uint16_t id() const { return config_.id; }
+  unsigned ringFlags() const { return ring_->setupFlags(); }
+
+ private:
+  io_uring_sqe* nextSqe();
+  void prepIoCmd(uint32_t op, uint16_t tag, int result);
+  void onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler);
+  void finish(uint16_t tag, int result);
+
+  // Declared before ring_ so they outlive it: the ring's teardown may still touch them.
+  MappedRegion descriptors_;
+  MappedRegion buffers_;
+  Config config_;
+  std::unique_ptr<Ring> ring_;
+  bool stopping_ = false;
+  unsigned abortedTags_ = 0;
+  unsigned targetInFlight_ = 0;
+};
+
+}  // namespace ublk

@@ -1,0 +1,31 @@
+// The 64-bit user_data of every SQE on a queue ring: the tag, whether the SQE is a ublk command
+// or a target's own I/O, and a target-chosen op code. One codec, so nobody packs bits by hand.
+#pragma once
+
+#include <cstdint>
+
+namespace ublk {
+
+struct UserData {
+  uint16_t tag = 0;
+  bool targetIo = false;
+  uint8_t op = 0;
+
+  static constexpr unsigned kTagBits = 16;
+  static constexpr unsigned kOpShift = 24;
+
+  constexpr uint64_t encode() const {
+    return uint64_t{tag} | (uint64_t{targetIo} << kTagBits) | (uint64_t{op} << kOpShift);
+  }
+  static constexpr UserData decode(uint64_t raw) {
+    return {.tag = static_cast<uint16_t>(raw & 0xffff),
+            .targetIo = ((raw >> kTagBits) & 1) != 0,
+            .op = static_cast<uint8_t>((raw >> kOpShift) & 0xff)};
+  }
+  constexpr bool operator==(const UserData&) const = default;
+};
+
+static_assert(UserData::decode(UserData{.tag = 4095, .targetIo = true, .op = 255}.encode()) ==
+              UserData{.tag = 4095, .targetIo = true, .op = 255});
+
+}  // namespace ublk

@@ -1,0 +1,80 @@
+// DeviceSpec: the JSON description of one ublk device, its parsing, validation and defaults.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace ublkd {
+
+enum class TargetKind { Null, Loop };
+enum class Recovery { None, Reissue, FailIo };
+
+// Defaults and limits, declared once so that help texts and the schema test can quote them.
+inline constexpr int kSpecVersion = 1;
+inline constexpr uint16_t kMinQueues = 1;
+inline constexpr uint16_t kMaxQueues = 64;
+inline constexpr uint16_t kDefaultQueues = 1;
+inline constexpr uint16_t kMinDepth = 1;
+inline constexpr uint16_t kMaxDepth = 4096;
+inline constexpr uint16_t kDefaultDepth = 128;
+inline constexpr std::array<uint32_t, 4> kBlockSizes = {512, 1024, 2048, 4096};
+inline constexpr uint32_t kDefaultBlockSize = 512;  // for the null target and for size checks
+inline constexpr uint64_t kMaxSize = uint64_t{1} << 50;
+inline constexpr std::array<std::string_view, 4> kSchedulers = {"none", "mq-deadline", "kyber", "bfq"};
+inline constexpr std::string_view kDefaultScheduler = "none";
+inline constexpr Recovery kDefaultRecovery = Recovery::Reissue;
+
+struct DeviceSpec {
+  TargetKind target = TargetKind::Null;
+  std::string path;              // backing file or block device (loop only; empty for null)
+  std::optional<uint64_t> size;  // bytes; required for null; for loop, optional (defaults to backing size later)
+  uint16_t queues = kDefaultQueues;
+  uint16_t depth = kDefaultDepth;
+  std::optional<uint32_t> blockSize;  // logical block size in bytes; unset = 512 for null, backing's for loop
+  bool readOnly = false;
+  std::optional<bool> directIo;  // unset = decide from the backing store
+  std::string scheduler{kDefaultScheduler};
+  Recovery recovery = kDefaultRecovery;
+};
+
+// A rejected spec: `field` is the JSON path of the offending field ("/queues", "/size", or "" for
+// the document itself), `reason` says why in plain words. what() is "<field>: <reason>" (or just
+// reason when field is empty).
+class SpecError : public std::runtime_error {
+ public:
+  SpecError(std::string field, std::string reason);
+  const std::string& field() const;
+  const std::string& reason() const;
+
+ private:
+  std::string field_;
+  std::string reason_;
+};
+
+// Parses and validates a spec from JSON text. Throws SpecError on invalid JSON (field "", reason
+// includes the parser's byte position), unknown or duplicate keys, wrong types, out-of-range values,
+// or a missing/unknown required field. Does not touch the filesystem.
+DeviceSpec parseDeviceSpec(std::string_view json);
+
+// Filesystem checks of the backing store for a loop spec (no-op for null): the path must exist,
+// be a regular file or a block device, be readable, and writable unless readOnly. Throws
+// SpecError with field "/path" and the reason including the errno text (e.g. "cannot open
+// /x/y.img: No such file or directory").
+void checkBacking(const DeviceSpec& spec);
+
+// Parses a size: a JSON unsigned integer (bytes) or a string like "4096", "512K", "10M", "10G",
+// "1T" (binary multiples: K=1024, M, G, T, P; an optional trailing "iB" or "B" is accepted:
+// "10GiB", "10GB" are both 10*2^30; whitespace not allowed; case-insensitive suffix). Throws
+// SpecError(field, reason) on anything else, including overflow of uint64.
+uint64_t parseSize(const nlohmann::json& value, const std::string& field);
+
+std::string_view toString(TargetKind);
+std::string_view toString(Recovery);
+
+}  // namespace ublkd

@@ -1,0 +1,40 @@
+// The null target: every request completes at once, with no data touched.
+#include "abi.h"
+#include "target.h"
+
+namespace ublkd {
+namespace {
+
+class NullHandler final : public ublk::RequestHandler {
+ public:
+  int start(ublk::SqeSource&, uint16_t, const ublk::abi::IoDesc& desc, std::byte*) override {
+    const auto op = ublk::abi::opOf(desc);
+    const bool transfersData = op == ublk::abi::Op::Read || op == ublk::abi::Op::Write;
+    return transfersData ? static_cast<int>(desc.nr_sectors << 9) : 0;
+  }
+  int complete(ublk::SqeSource&, uint16_t, uint8_t, int res) override { return res; }  // never called: no own I/O
+};
+
+class NullTarget final : public Target {
+ public:
+  explicit NullTarget(const DeviceSpec& spec)
+      : geometry_{.sizeBytes = *spec.size,
+                  .logicalBlock = spec.blockSize.value_or(512),
+                  .physicalBlock = std::max<uint32_t>(spec.blockSize.value_or(512), 4096),
+                  .readOnly = spec.readOnly,
+                  .discard = true} {}
+  std::string_view name() const override { return "null"; }
+  Geometry geometry() const override { return geometry_; }
+  std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t, uint16_t) override {
+    return std::make_unique<NullHandler>();
+  }
+
+ private:
+  Geometry geometry_;
+};
+
+}  // namespace
+
+std::unique_ptr<Target> makeNullTarget(const DeviceSpec& spec) { return std::make_unique<NullTarget>(spec); }
+
+}  // namespace ublkd

@@ -1,0 +1,42 @@
+// Target: what serves a device's requests (null, loop, ...). A target describes the device it
+// backs (Geometry) and makes one RequestHandler per queue; handlers are asynchronous: they queue
+// their own SQEs on the queue's ring and finish each request on its CQE.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "device_spec.h"
+#include "queue.h"
+
+namespace ublkd {
+
+struct Geometry {
+  uint64_t sizeBytes = 0;
+  uint32_t logicalBlock = 512;
+  uint32_t physicalBlock = 4096;
+  bool readOnly = false;
+  bool discard = false;       // DISCARD and WRITE_ZEROES are served
+  bool volatileCache = true;  // FLUSH and FUA mean something
+};
+
+class Target {
+ public:
+  virtual ~Target() = default;
+  virtual std::string_view name() const = 0;
+  virtual Geometry geometry() const = 0;
+  // The fds each queue registers as fixed files (handler fd i is fixed file i + 1).
+  virtual std::vector<int> files() const { return {}; }
+  virtual std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t queue, uint16_t depth) = 0;
+};
+
+// Opens what the spec names (backing files are opened here, once) and checks it; throws
+// SpecError naming the field at fault.
+std::unique_ptr<Target> makeTarget(const DeviceSpec& spec);
+
+std::unique_ptr<Target> makeNullTarget(const DeviceSpec& spec);
+std::unique_ptr<Target> makeLoopTarget(const DeviceSpec& spec);
+
+}  // namespace ublkd
