@@ -64,9 +64,15 @@ Queue::Queue(const Config& config) : config_(config) {
   descriptors_ =
       MappedRegion(pageRounded(config.depth * sizeof(abi::IoDesc)), PROT_READ, MAP_SHARED | MAP_POPULATE, config.charFd,
                    static_cast<off_t>(abi::descArrayOffset(config.id, page)), "descriptors of " + label);
-  buffers_ = MappedRegion(size_t{config.depth} * config.bufferBytes, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "buffers of " + label);
+  data_.assign(config.depth, nullptr);
+  if (config.dataPath == DataPath::Copy) {
+    buffers_ = MappedRegion(size_t{config.depth} * config.bufferBytes, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "buffers of " + label);
+    for (uint16_t tag = 0; tag < config.depth; ++tag) data_[tag] = tagBuffer(tag);
+  }
 }
+
+std::byte* Queue::tagBuffer(uint16_t tag) const { return buffers_.as<std::byte>() + size_t{tag} * config_.bufferBytes; }
 
 io_uring_sqe* Queue::nextSqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(ring_->get());
@@ -99,7 +105,7 @@ void Queue::prepIoCmd(uint32_t op, uint16_t tag, int result) {
       .q_id = config_.id,
       .tag = tag,
       .result = result,
-      .addr = reinterpret_cast<uintptr_t>(buffers_.as<std::byte>() + size_t{tag} * config_.bufferBytes),
+      .addr = reinterpret_cast<uintptr_t>(data_[tag]),
   };
   static_assert(sizeof(cmd) <= 16, "an I/O command must fit a 64-byte SQE");
   std::memcpy(sqe->cmd, &cmd, sizeof(cmd));
@@ -123,8 +129,12 @@ void Queue::finish(uint16_t tag, int result) {
 void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
   if (res == abi::io::kResOk) {
     const abi::IoDesc desc = descriptors_.as<const abi::IoDesc>()[tag];  // the slot is reused after commit
-    std::byte* buffer = buffers_.as<std::byte>() + size_t{tag} * config_.bufferBytes;
-    finish(tag, handler.start(*this, tag, desc, buffer));
+    if (config_.dataPath == DataPath::HandlerMapped) data_[tag] = handler.dataAddress(desc);
+    finish(tag, handler.start(*this, tag, desc, data_[tag]));
+  } else if (res == abi::io::kResNeedGetData) {
+    // A WRITE asks where its data should go; the kernel copies it there before the next CQE.
+    data_[tag] = handler.dataAddress(descriptors_.as<const abi::IoDesc>()[tag]);
+    prepIoCmd(abi::io::kNeedGetData, tag, 0);
   } else if (res == abi::io::kResAbort) {
     ++abortedTags_;
   } else {

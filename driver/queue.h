@@ -31,13 +31,24 @@ class SqeSource {
 // The result of a request that is not finished yet: its handler queued I/O for it.
 constexpr int kPending = INT_MIN;
 
+// How request data moves between the kernel and the handler; fixed for the device's life.
+enum class DataPath {
+  Copy,           // the kernel copies to and from a buffer per tag that the queue owns
+  None,           // UBLK_F_USER_COPY: the kernel copies nothing (handlers that ignore data)
+  HandlerMapped,  // UBLK_F_NEED_GET_DATA: the handler names where each request's data lives,
+                  // and the kernel copies straight between the request and that memory
+};
+
 // Serves one queue's requests; called only on the queue's thread, so it needs no locks.
-// Both calls return the result to commit now (bytes transferred, or -errno), or kPending.
+// start and complete return the result to commit now (bytes transferred, or -errno), or kPending.
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
-  virtual int start(SqeSource& sqes, uint16_t tag, const abi::IoDesc& desc, std::byte* buffer) = 0;
+  // `data` is where the request's data is (Copy, HandlerMapped) or nullptr (None).
+  virtual int start(SqeSource& sqes, uint16_t tag, const abi::IoDesc& desc, std::byte* data) = 0;
   virtual int complete(SqeSource& sqes, uint16_t tag, uint8_t op, int res) = 0;
+  // HandlerMapped only: the memory holding the data of the request `desc` describes.
+  virtual std::byte* dataAddress(const abi::IoDesc&) { return nullptr; }
 };
 
 class Queue final : public SqeSource {
@@ -46,7 +57,8 @@ class Queue final : public SqeSource {
     uint32_t devId;
     uint16_t id;
     uint16_t depth;
-    uint32_t bufferBytes;        // per tag: the device's max_io_buf_bytes
+    uint32_t bufferBytes;  // per tag: the device's max_io_buf_bytes
+    DataPath dataPath;
     int charFd;                  // /dev/ublkcN, shared by the device's queues
     std::span<const int> files;  // the handler's fds; registered as fixed files 1..n
     int stopFd = -1;             // an eventfd: once readable, run() returns when handler I/O drains
@@ -73,12 +85,14 @@ class Queue final : public SqeSource {
   void prepIoCmd(uint32_t op, uint16_t tag, int result);
   void onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler);
   void finish(uint16_t tag, int result);
+  std::byte* tagBuffer(uint16_t tag) const;
 
   // Declared before ring_ so they outlive it: the ring's teardown may still touch them.
   MappedRegion descriptors_;
   MappedRegion buffers_;
   Config config_;
   std::unique_ptr<Ring> ring_;
+  std::vector<std::byte*> data_;  // per tag: the address given to the kernel with its next command
   bool stopping_ = false;
   unsigned abortedTags_ = 0;
   unsigned targetInFlight_ = 0;

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "abi.h"
+#include "mapped_region.h"
 #include "target.h"
 #include "unique_fd.h"
 
@@ -24,7 +25,7 @@ using ublk::abi::Op;
 
 constexpr int kBackingFixedFile = 1;  // the target's only fd, after the char device
 
-enum LoopOp : uint8_t { kReadWrite = 1, kSync = 2 };
+enum LoopOp : uint8_t { kReadWrite = 1, kSync = 2, kFuaSync = 3 };
 
 struct Backing {
   ublk::UniqueFd fd;
@@ -108,22 +109,29 @@ struct Transfer {
   bool fua = false;
 };
 
+// With `mapping` (buffered backing, DataPath::HandlerMapped) the kernel copies request data
+// straight to and from the backing file's page cache through that mapping, so READ and WRITE
+// need no I/O of their own; otherwise they are io_uring reads and writes of the tag's buffer.
 class LoopHandler final : public ublk::RequestHandler {
  public:
-  LoopHandler(uint16_t depth, int backingFd, bool blockDevice)
-      : transfers_(depth), backingFd_(backingFd), blockDevice_(blockDevice) {}
+  LoopHandler(uint16_t depth, int backingFd, bool blockDevice, std::byte* mapping)
+      : transfers_(depth), backingFd_(backingFd), blockDevice_(blockDevice), mapping_(mapping) {}
+
+  std::byte* dataAddress(const IoDesc& desc) override { return mapping_ + (desc.start_sector << 9); }
 
   int start(ublk::SqeSource& queue, uint16_t tag, const IoDesc& desc, std::byte* buffer) override {
     const uint64_t offset = desc.start_sector << 9;
     const uint32_t length = desc.nr_sectors << 9;
+    const bool fua = (desc.op_flags & ublk::abi::ioflag::kFua) != 0;
     switch (ublk::abi::opOf(desc)) {
       case Op::Read:
       case Op::Write:
+        if (mapping_ != nullptr) return finishMapped(queue, tag, length, ublk::abi::opOf(desc) == Op::Write && fua);
         transfers_[tag] = {.buffer = buffer,
                            .offset = offset,
                            .length = length,
                            .write = ublk::abi::opOf(desc) == Op::Write,
-                           .fua = (desc.op_flags & ublk::abi::ioflag::kFua) != 0};
+                           .fua = fua};
         submitTransfer(queue, tag);
         return ublk::kPending;
       case Op::Flush:
@@ -141,6 +149,7 @@ class LoopHandler final : public ublk::RequestHandler {
   }
 
   int complete(ublk::SqeSource& queue, uint16_t tag, uint8_t op, int res) override {
+    if (op == kFuaSync) return res < 0 ? res : static_cast<int>(transfers_[tag].length);
     if (op != kReadWrite) return res < 0 ? res : 0;
     if (res < 0) return res;
     Transfer& t = transfers_[tag];
@@ -164,6 +173,16 @@ class LoopHandler final : public ublk::RequestHandler {
     } else {
       io_uring_prep_fallocate(sqe, kBackingFixedFile, fallocMode, offset, length);
     }
+    onBacking(sqe);
+    return ublk::kPending;
+  }
+
+  // The data already moved through the mapping; a FUA write must still reach stable storage.
+  int finishMapped(ublk::SqeSource& queue, uint16_t tag, uint32_t length, bool fua) {
+    if (!fua) return static_cast<int>(length);
+    transfers_[tag].length = length;
+    io_uring_sqe* sqe = queue.targetSqe(tag, kFuaSync);
+    io_uring_prep_fsync(sqe, kBackingFixedFile, IORING_FSYNC_DATASYNC);
     onBacking(sqe);
     return ublk::kPending;
   }
@@ -193,21 +212,33 @@ class LoopHandler final : public ublk::RequestHandler {
   std::vector<Transfer> transfers_;
   int backingFd_;
   bool blockDevice_;
+  std::byte* mapping_;
 };
 
 class LoopTarget final : public Target {
  public:
-  explicit LoopTarget(const DeviceSpec& spec) : backing_(openBacking(spec)), geometry_(geometryFor(spec, backing_)) {}
+  explicit LoopTarget(const DeviceSpec& spec) : backing_(openBacking(spec)), geometry_(geometryFor(spec, backing_)) {
+    if (!backing_.direct) {
+      const int prot = geometry_.readOnly ? PROT_READ : PROT_READ | PROT_WRITE;
+      mapping_ = ublk::MappedRegion(geometry_.sizeBytes, prot, MAP_SHARED, backing_.fd.get(), 0, spec.path);
+    }
+  }
   std::string_view name() const override { return "loop"; }
   Geometry geometry() const override { return geometry_; }
   std::vector<int> files() const override { return {backing_.fd.get()}; }
-  std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t, uint16_t depth) override {
-    return std::make_unique<LoopHandler>(depth, backing_.fd.get(), backing_.blockDevice);
+  // Buffered backing: one copy, request <-> page cache, as the kernel's own loop driver does.
+  ublk::DataPath preferredDataPath() const override {
+    return backing_.direct ? ublk::DataPath::Copy : ublk::DataPath::HandlerMapped;
+  }
+  std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t, uint16_t depth, ublk::DataPath path) override {
+    std::byte* mapping = path == ublk::DataPath::HandlerMapped ? mapping_.as<std::byte>() : nullptr;
+    return std::make_unique<LoopHandler>(depth, backing_.fd.get(), backing_.blockDevice, mapping);
   }
 
  private:
   Backing backing_;
   Geometry geometry_;
+  ublk::MappedRegion mapping_;
 };
 
 }  // namespace

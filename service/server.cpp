@@ -49,6 +49,25 @@ uint64_t wantedFlags(const DeviceSpec& spec, uint64_t features) {
   return flags;
 }
 
+uint64_t dataPathFlags(ublk::DataPath path, uint64_t features) {
+  switch (path) {
+    case ublk::DataPath::None:
+      return features & abi::feature::kUserCopy;
+    case ublk::DataPath::HandlerMapped:
+      return abi::feature::kNeedGetData;  // in every kernel since 6.0
+    case ublk::DataPath::Copy:
+      break;
+  }
+  return 0;
+}
+
+// What the device got: a path whose feature the kernel did not grant falls back to Copy.
+ublk::DataPath grantedDataPath(ublk::DataPath wanted, uint64_t granted) {
+  if (wanted == ublk::DataPath::None && (granted & abi::feature::kUserCopy) != 0) return wanted;
+  if (wanted == ublk::DataPath::HandlerMapped && (granted & abi::feature::kNeedGetData) != 0) return wanted;
+  return ublk::DataPath::Copy;
+}
+
 uint8_t shiftOf(uint32_t bytes) { return static_cast<uint8_t>(std::countr_zero(bytes)); }
 
 abi::Params paramsFor(const Geometry& g, const abi::DevInfo& info) {
@@ -92,7 +111,8 @@ sigset_t serverSignals() {
 // The running device: everything created so far, torn down in reverse by the destructor.
 class Device {
  public:
-  Device(ublk::ControlDevice& control, const abi::DevInfo& info) : control_(control), info_(info) {}
+  Device(ublk::ControlDevice& control, const abi::DevInfo& info, ublk::DataPath path)
+      : control_(control), info_(info), dataPath_(path) {}
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
   ~Device() { teardown(); }
@@ -109,7 +129,7 @@ class Device {
       std::promise<void> promise;
       ready.push_back(promise.get_future());
       const cpu_set_t cpus = control_.getQueueAffinity(id(), q);
-      threads_.emplace_back(&Device::serveQueue, this, q, cpus, target.makeHandler(q, info_.queue_depth),
+      threads_.emplace_back(&Device::serveQueue, this, q, cpus, target.makeHandler(q, info_.queue_depth, dataPath_),
                             std::move(promise));
     }
     for (auto& f : ready) f.get();  // rethrows a queue's setup failure
@@ -135,6 +155,7 @@ class Device {
                          .id = q,
                          .depth = info_.queue_depth,
                          .bufferBytes = info_.max_io_buf_bytes,
+                         .dataPath = dataPath_,
                          .charFd = charFd_.get(),
                          .files = files_,
                          .stopFd = stopFd_.get()});
@@ -179,6 +200,7 @@ class Device {
 
   ublk::ControlDevice& control_;
   abi::DevInfo info_;
+  ublk::DataPath dataPath_;
   ublk::UniqueFd charFd_;
   ublk::UniqueFd stopFd_;
   std::vector<int> files_;
@@ -204,12 +226,13 @@ int Server::run() {
   std::unique_ptr<Target> target = makeTarget(spec_);
   const Geometry geometry = target->geometry();
 
-  const abi::DevInfo granted = control.addDevice({.nr_hw_queues = spec_.queues,
-                                                  .queue_depth = spec_.depth,
-                                                  .max_io_buf_bytes = kMaxIoBytes,
-                                                  .dev_id = UINT32_MAX,
-                                                  .flags = wantedFlags(spec_, features)});
-  Device device(control, granted);
+  const abi::DevInfo granted =
+      control.addDevice({.nr_hw_queues = spec_.queues,
+                         .queue_depth = spec_.depth,
+                         .max_io_buf_bytes = kMaxIoBytes,
+                         .dev_id = UINT32_MAX,
+                         .flags = wantedFlags(spec_, features) | dataPathFlags(target->preferredDataPath(), features)});
+  Device device(control, granted, grantedDataPath(target->preferredDataPath(), granted.flags));
   if (granted.nr_hw_queues != spec_.queues || granted.queue_depth != spec_.depth) {
     fmt::print(stderr, "ublkd serve: device {}: the kernel granted {} queues of depth {} (asked {} of {})\n",
                device.id(), granted.nr_hw_queues, granted.queue_depth, spec_.queues, spec_.depth);

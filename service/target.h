@@ -29,7 +29,10 @@ class Target {
   virtual Geometry geometry() const = 0;
   // The fds each queue registers as fixed files (handler fd i is fixed file i + 1).
   virtual std::vector<int> files() const { return {}; }
-  virtual std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t queue, uint16_t depth) = 0;
+  // The data path the target serves best; the device may get Copy instead on kernels without
+  // the feature it needs, and every handler must serve Copy too.
+  virtual ublk::DataPath preferredDataPath() const { return ublk::DataPath::Copy; }
+  virtual std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t queue, uint16_t depth, ublk::DataPath path) = 0;
 };
 
 // Opens what the spec names (backing files are opened here, once) and checks it; throws
