@@ -4,6 +4,7 @@
 // with COMMIT_AND_FETCH, and submit the whole batch (target I/O included) with one io_uring_enter.
 #pragma once
 
+#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -62,6 +63,9 @@ class Queue final : public SqeSource {
     int charFd;                  // /dev/ublkcN, shared by the device's queues
     std::span<const int> files;  // the handler's fds; registered as fixed files 1..n
     int stopFd = -1;             // an eventfd: once readable, run() returns when handler I/O drains
+    // After a batch, keep collecting new requests without sleeping for this long: a request that
+    // arrives meanwhile costs no sleep and wakeup on either side. 0 sleeps at once.
+    std::chrono::microseconds pollWindow{0};
   };
 
   // Must run on the queue's own thread: the ring is created for a single issuer.
@@ -85,6 +89,7 @@ class Queue final : public SqeSource {
   void prepIoCmd(uint32_t op, uint16_t tag, int result);
   void onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler);
   void finish(uint16_t tag, int result);
+  unsigned reap(RequestHandler& handler);
   std::byte* tagBuffer(uint16_t tag) const;
 
   // Declared before ring_ so they outlive it: the ring's teardown may still touch them.

@@ -117,7 +117,9 @@ class LoopHandler final : public ublk::RequestHandler {
   LoopHandler(uint16_t depth, int backingFd, bool blockDevice, std::byte* mapping)
       : transfers_(depth), backingFd_(backingFd), blockDevice_(blockDevice), mapping_(mapping) {}
 
-  std::byte* dataAddress(const IoDesc& desc) override { return mapping_ + (desc.start_sector << 9); }
+  std::byte* dataAddress(const IoDesc& desc) override {
+    return mapping_ == nullptr ? nullptr : mapping_ + (desc.start_sector << 9);
+  }
 
   int start(ublk::SqeSource& queue, uint16_t tag, const IoDesc& desc, std::byte* buffer) override {
     const uint64_t offset = desc.start_sector << 9;
@@ -231,6 +233,7 @@ class LoopTarget final : public Target {
     return backing_.direct ? ublk::DataPath::Copy : ublk::DataPath::HandlerMapped;
   }
   std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t, uint16_t depth, ublk::DataPath path) override {
+    // Only a buffered backing has a mapping; without one every path is served as Copy.
     std::byte* mapping = path == ublk::DataPath::HandlerMapped ? mapping_.as<std::byte>() : nullptr;
     return std::make_unique<LoopHandler>(depth, backing_.fd.get(), backing_.blockDevice, mapping);
   }

@@ -1,4 +1,6 @@
 // The null target: every request completes at once, with no data touched.
+#include <cerrno>
+
 #include "abi.h"
 #include "target.h"
 
@@ -8,9 +10,17 @@ namespace {
 class NullHandler final : public ublk::RequestHandler {
  public:
   int start(ublk::SqeSource&, uint16_t, const ublk::abi::IoDesc& desc, std::byte*) override {
-    const auto op = ublk::abi::opOf(desc);
-    const bool transfersData = op == ublk::abi::Op::Read || op == ublk::abi::Op::Write;
-    return transfersData ? static_cast<int>(desc.nr_sectors << 9) : 0;
+    switch (ublk::abi::opOf(desc)) {
+      case ublk::abi::Op::Read:
+      case ublk::abi::Op::Write:
+        return static_cast<int>(desc.nr_sectors << 9);
+      case ublk::abi::Op::Flush:
+      case ublk::abi::Op::Discard:
+      case ublk::abi::Op::WriteZeroes:
+        return 0;
+      default:
+        return -EOPNOTSUPP;  // as the loop target answers ops it does not serve
+    }
   }
   int complete(ublk::SqeSource&, uint16_t, uint8_t, int res) override { return res; }  // never called: no own I/O
 };

@@ -9,6 +9,7 @@
 
 #include <bit>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <mutex>
@@ -98,6 +99,12 @@ void setScheduler(uint32_t devId, const std::string& scheduler) {
   if (!out) throw std::runtime_error(fmt::format("cannot set I/O scheduler '{}' in {}", scheduler, path));
 }
 
+// How long a queue thread keeps polling for requests after a batch (UBLKD_POLL_US overrides).
+std::chrono::microseconds pollWindow() {
+  const char* env = std::getenv("UBLKD_POLL_US");
+  return std::chrono::microseconds(env != nullptr ? std::strtoul(env, nullptr, 10) : 0);
+}
+
 // The signals the main thread waits for; blocked in every thread so only sigwait sees them.
 sigset_t serverSignals() {
   sigset_t set;
@@ -158,7 +165,8 @@ class Device {
                          .dataPath = dataPath_,
                          .charFd = charFd_.get(),
                          .files = files_,
-                         .stopFd = stopFd_.get()});
+                         .stopFd = stopFd_.get(),
+                         .pollWindow = pollWindow()});
       queue.fetchAll();
       setUp = true;
       ready.set_value();

@@ -50,7 +50,7 @@ fio_verify() {
   [ "$error" = 0 ] || fail "fio on $dev reported error $error"
 }
 
-# serve_device SPEC_JSON: starts `ublkd serve` on the spec in the background and waits (10 s at
+# serve_device SPEC_JSON: starts `ublkd serve` (or $UBLKD_BIN serve) on the spec in the background and waits (10 s at
 # most) for the /dev/ublkbN it prints. Sets UBLK_DEV and UBLK_PID; the device is stopped at exit
 # if the test has not stopped it itself.
 serve_device() {
@@ -59,7 +59,7 @@ serve_device() {
   out=$(mktemp /var/tmp/ublkvm-serve.XXXXXX)
   defer rm -f "$spec" "$out"
   echo "$1" >"$spec"
-  ublkd serve --spec "$spec" >"$out" 2>&1 &
+  "${UBLKD_BIN:-ublkd}" serve --spec "$spec" >"$out" 2>&1 &
   UBLK_PID=$!
   defer "kill -TERM $UBLK_PID 2>/dev/null; wait $UBLK_PID 2>/dev/null"
   for i in $(seq 100); do

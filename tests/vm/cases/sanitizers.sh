@@ -1,0 +1,23 @@
+#!/bin/bash
+# Description: ublkd under AddressSanitizer, LeakSanitizer and UBSan serves null and both loop data
+# paths through fio verify and a stop, and reports nothing.
+source "$(dirname "$0")/../lib.sh"
+export UBLKD_BIN=$UBLKD_BUILD/service/ublkd-asan
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+[ -x "$UBLKD_BIN" ] || skip "no $UBLKD_BIN (configured with -DUBLKD_SANITIZED_BINARY=OFF)"
+
+backing=$(scratch_file 64M)
+for spec in '{"target":"null","size":"1G","queues":2}' \
+  "{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":2,\"direct_io\":true}" \
+  "{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":2,\"direct_io\":false}"; do
+  step "$spec"
+  serve_device "$spec"
+  fio_verify "$UBLK_DEV" --bsrange=4k-128k --iodepth=32 --size=16M
+  stop_device
+done
+
+step "a spec the daemon rejects at setup leaves no report either"
+echo '{"target":"loop","path":"/nonexistent.img"}' >/var/tmp/bad.json
+"$UBLKD_BIN" serve --spec /var/tmp/bad.json 2>/var/tmp/bad.err && fail "a missing backing file was accepted"
+grep -q 'ERROR: \(Address\|Leak\)Sanitizer\|runtime error' /var/tmp/bad.err && fail "sanitizer report: $(cat /var/tmp/bad.err)"
+pass
