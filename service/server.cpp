@@ -99,10 +99,14 @@ void setScheduler(uint32_t devId, const std::string& scheduler) {
   if (!out) throw std::runtime_error(fmt::format("cannot set I/O scheduler '{}' in {}", scheduler, path));
 }
 
-// How long a queue thread keeps polling for requests after a batch (UBLKD_POLL_US overrides).
+// How long a queue thread keeps polling for requests after a batch before it sleeps. Under load
+// this saves a sleep and a cross-CPU wakeup per batch on both sides (measured: ublkd-null from
+// 0.75x to 0.90x of null_blk in our guests); an idle device sleeps 30 us after its last request.
+// UBLKD_POLL_US overrides it; 0 turns polling off.
+constexpr unsigned kDefaultPollMicros = 30;
 std::chrono::microseconds pollWindow() {
   const char* env = std::getenv("UBLKD_POLL_US");
-  return std::chrono::microseconds(env != nullptr ? std::strtoul(env, nullptr, 10) : 0);
+  return std::chrono::microseconds(env != nullptr ? std::strtoul(env, nullptr, 10) : kDefaultPollMicros);
 }
 
 // The signals the main thread waits for; blocked in every thread so only sigwait sees them.

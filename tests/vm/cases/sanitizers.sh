@@ -6,12 +6,16 @@ export UBLKD_BIN=$UBLKD_BUILD/service/ublkd-asan
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 [ -x "$UBLKD_BIN" ] || skip "no $UBLKD_BIN (configured with -DUBLKD_SANITIZED_BINARY=OFF)"
 
+step "null: random reads and writes (null keeps no data, so nothing to verify)"
+serve_device '{"target":"null","size":"1G","queues":2}'
+fio --name=null --filename="$UBLK_DEV" --ioengine=io_uring --direct=1 --rw=randrw --bs=4k --iodepth=32 \
+  --size=64M --output=/dev/null
+stop_device
+
 backing=$(scratch_file 64M)
-for spec in '{"target":"null","size":"1G","queues":2}' \
-  "{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":2,\"direct_io\":true}" \
-  "{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":2,\"direct_io\":false}"; do
-  step "$spec"
-  serve_device "$spec"
+for direct in true false; do
+  step "loop, direct_io $direct: fio verify"
+  serve_device "{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":2,\"direct_io\":$direct}"
   fio_verify "$UBLK_DEV" --bsrange=4k-128k --iodepth=32 --size=16M
   stop_device
 done
