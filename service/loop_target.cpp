@@ -137,13 +137,13 @@ class LoopHandler final : public ublk::RequestHandler {
         submitTransfer(queue, tag);
         return ublk::kPending;
       case Op::Flush:
-        return syncOp(queue, tag, 0, 0, 0);
+        return fdatasync(queue, tag, kSync);
       case Op::Discard:
         return discard(queue, tag, offset, length);
       case Op::WriteZeroes: {
         const bool unmap = (desc.op_flags & ublk::abi::ioflag::kNoUnmap) == 0;
         const int mode = (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
-        return syncOp(queue, tag, mode, offset, length);
+        return fallocate(queue, tag, mode, offset, length);
       }
       default:
         return -EOPNOTSUPP;
@@ -168,13 +168,16 @@ class LoopHandler final : public ublk::RequestHandler {
   // io_uring_prep_* clear sqe->flags, so the fixed-file flag goes on after them.
   static void onBacking(io_uring_sqe* sqe) { sqe->flags |= IOSQE_FIXED_FILE; }
 
-  static int syncOp(ublk::SqeSource& queue, uint16_t tag, int fallocMode, uint64_t offset, uint32_t length) {
+  static int fdatasync(ublk::SqeSource& queue, uint16_t tag, uint8_t op) {
+    io_uring_sqe* sqe = queue.targetSqe(tag, op);
+    io_uring_prep_fsync(sqe, kBackingFixedFile, IORING_FSYNC_DATASYNC);
+    onBacking(sqe);
+    return ublk::kPending;
+  }
+
+  static int fallocate(ublk::SqeSource& queue, uint16_t tag, int mode, uint64_t offset, uint32_t length) {
     io_uring_sqe* sqe = queue.targetSqe(tag, kSync);
-    if (fallocMode == 0) {
-      io_uring_prep_fsync(sqe, kBackingFixedFile, IORING_FSYNC_DATASYNC);
-    } else {
-      io_uring_prep_fallocate(sqe, kBackingFixedFile, fallocMode, offset, length);
-    }
+    io_uring_prep_fallocate(sqe, kBackingFixedFile, mode, offset, length);
     onBacking(sqe);
     return ublk::kPending;
   }
@@ -183,10 +186,7 @@ class LoopHandler final : public ublk::RequestHandler {
   int finishMapped(ublk::SqeSource& queue, uint16_t tag, uint32_t length, bool fua) {
     if (!fua) return static_cast<int>(length);
     transfers_[tag].length = length;
-    io_uring_sqe* sqe = queue.targetSqe(tag, kFuaSync);
-    io_uring_prep_fsync(sqe, kBackingFixedFile, IORING_FSYNC_DATASYNC);
-    onBacking(sqe);
-    return ublk::kPending;
+    return fdatasync(queue, tag, kFuaSync);
   }
 
   void submitTransfer(ublk::SqeSource& queue, uint16_t tag) {
@@ -208,7 +208,7 @@ class LoopHandler final : public ublk::RequestHandler {
       const uint64_t range[2] = {offset, length};
       return ::ioctl(backingFd_, BLKDISCARD, &range) == 0 ? 0 : -errno;
     }
-    return syncOp(queue, tag, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+    return fallocate(queue, tag, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
   }
 
   std::vector<Transfer> transfers_;
