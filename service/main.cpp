@@ -1,7 +1,13 @@
 // ublkd's command line: picks the verb and reports failures as "ublkd <verb>: <what>: <why>".
 //   ublkd features [--json]      the kernel's ublk features, decoded
-//   ublkd serve --spec FILE      serve one device in the foreground until SIGTERM/SIGINT
+//   ublkd serve --spec FILE [--status-fd FD]
+//                                serve one device in the foreground until SIGTERM/SIGINT
+//   ublkd daemon [OPTIONS]       the service: org.ublk.Manager on the system bus
+#include <unistd.h>
+
 #include <cerrno>
+#include <charconv>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -16,18 +22,27 @@
 #include <nlohmann/json.hpp>
 
 #include "control_device.h"
+#include "daemon.h"
 #include "device_spec.h"
 #include "feature_names.h"
+#include "serve_status.h"
 #include "server.h"
+#include "service_error.h"
 
 namespace {
 
 constexpr std::string_view kUsage =
     "usage: ublkd features [--json]\n"
-    "       ublkd serve --spec FILE\n"
+    "       ublkd serve --spec FILE [--status-fd FD]\n"
+    "       ublkd daemon [--bus-address ADDRESS] [--config FILE] [--spec-dir DIR] [--run-dir DIR]\n"
     "  features   print the ublk features of the running kernel (GET_FEATURES)\n"
     "  serve      create the device FILE describes, print its /dev/ublkbN, serve it until\n"
-    "             SIGTERM or SIGINT, then stop and delete it\n";
+    "             SIGTERM or SIGINT, then stop and delete it. With --status-fd, also write\n"
+    "             'ready ID' or 'failed KIND MESSAGE' to FD. Exit codes: 0 stopped cleanly,\n"
+    "             1 failed, 2 invalid spec or usage, 3 kernel unsupported, 4 permission denied\n"
+    "  daemon     the service: claims org.ublk.Manager on the system bus (or ADDRESS) and\n"
+    "             runs each device's queue daemon as a supervised 'ublkd serve' child.\n"
+    "             Defaults: --config /etc/ublk/ublkd.json --spec-dir /etc/ublk.d --run-dir /run/ublkd\n";
 
 std::string readFile(const std::string& path) {
   std::ifstream in(path);
@@ -37,11 +52,54 @@ std::string readFile(const std::string& path) {
   return text.str();
 }
 
+// Exit codes of `ublkd serve`, by kind of failure: scripts and the supervisor can tell them apart.
+int exitCodeFor(ublkd::ErrorKind kind) {
+  switch (kind) {
+    case ublkd::ErrorKind::InvalidSpec:
+      return 2;
+    case ublkd::ErrorKind::KernelUnsupported:
+      return 3;
+    case ublkd::ErrorKind::PermissionDenied:
+      return 4;
+    default:
+      return 1;
+  }
+}
+
+// Writes the one status line to the supervisor's pipe, if there is one, and closes it.
+class StatusFd {
+ public:
+  explicit StatusFd(int fd) : fd_(fd) {}
+  StatusFd(const StatusFd&) = delete;
+  StatusFd& operator=(const StatusFd&) = delete;
+  ~StatusFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  void send(const std::string& line) {
+    if (fd_ < 0) return;
+    // A supervisor that went away must not take the device with it: EPIPE is ignored.
+    [[maybe_unused]] const ssize_t n = ::write(fd_, line.data(), line.size());
+    ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
 int runServe(const std::vector<std::string_view>& args) {
   std::string specPath;
+  int statusFd = -1;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--spec" && i + 1 < args.size()) {
       specPath = args[++i];
+    } else if (args[i] == "--status-fd" && i + 1 < args.size()) {
+      const std::string_view value = args[++i];
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), statusFd);
+      if (ec != std::errc() || end != value.data() + value.size() || statusFd < 0) {
+        fmt::print(stderr, "ublkd serve: --status-fd: '{}' is not a file descriptor number\n{}", value, kUsage);
+        return 2;
+      }
     } else {
       fmt::print(stderr, "ublkd serve: unexpected argument '{}'\n{}", args[i], kUsage);
       return 2;
@@ -51,15 +109,23 @@ int runServe(const std::vector<std::string_view>& args) {
     fmt::print(stderr, "ublkd serve: --spec FILE is required\n{}", kUsage);
     return 2;
   }
-  ublkd::DeviceSpec spec;
+  // The status pipe's reader may be gone (a restarted supervisor); that must not kill us.
+  std::signal(SIGPIPE, SIG_IGN);
+  StatusFd status(statusFd);
   try {
-    spec = ublkd::parseDeviceSpec(readFile(specPath));
+    ublkd::DeviceSpec spec = ublkd::parseDeviceSpec(readFile(specPath));
     ublkd::checkBacking(spec);
-  } catch (const ublkd::SpecError& e) {
-    fmt::print(stderr, "ublkd serve: invalid spec {}: {}\n", specPath, e.what());
-    return 2;
+    return ublkd::Server(std::move(spec), [&](uint32_t id) { status.send(ublkd::ServeStatus::ready(id)); }).run();
+  } catch (const std::exception& e) {
+    const ublkd::ErrorKind kind = ublkd::classify(e);
+    if (kind == ublkd::ErrorKind::InvalidSpec) {
+      fmt::print(stderr, "ublkd serve: invalid spec {}: {}\n", specPath, e.what());
+    } else {
+      fmt::print(stderr, "ublkd serve: {}\n", e.what());
+    }
+    status.send(ublkd::ServeStatus::failed(kind, e.what()));
+    return exitCodeFor(kind);
   }
-  return ublkd::Server(std::move(spec)).run();
 }
 
 int runFeatures(const std::vector<std::string_view>& args) {
@@ -95,6 +161,7 @@ int main(int argc, char** argv) {
   try {
     if (args[0] == "features") return runFeatures({args.begin() + 1, args.end()});
     if (args[0] == "serve") return runServe({args.begin() + 1, args.end()});
+    if (args[0] == "daemon") return ublkd::runDaemon({args.begin() + 1, args.end()}, kUsage);
     fmt::print(stderr, "ublkd: unknown verb '{}'\n{}", args[0], kUsage);
     return 2;
   } catch (const std::exception& e) {

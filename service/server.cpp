@@ -21,6 +21,7 @@
 #include "char_device.h"
 #include "control_device.h"
 #include "queue.h"
+#include "service_error.h"
 #include "target.h"
 
 namespace ublkd {
@@ -42,7 +43,8 @@ uint64_t wantedFlags(const DeviceSpec& spec, uint64_t features) {
       break;
     case Recovery::FailIo:
       if ((features & f::kUserRecoveryFailIo) == 0) {
-        throw SpecError("/recovery", "fail-io needs a kernel with USER_RECOVERY_FAIL_IO (6.13 or newer)");
+        throw ServiceError(ErrorKind::KernelUnsupported,
+                           "/recovery: fail-io needs a kernel with USER_RECOVERY_FAIL_IO (6.13 or newer)");
       }
       flags |= f::kUserRecovery | f::kUserRecoveryFailIo;
       break;
@@ -256,6 +258,7 @@ int Server::run() {
 
   fmt::print("/dev/ublkb{}\n", device.id());
   std::fflush(stdout);
+  if (onReady_) onReady_(device.id());
 
   int signal = 0;
   sigwait(&signals, &signal);

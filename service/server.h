@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "device_spec.h"
 
@@ -11,12 +12,15 @@ namespace ublkd {
 
 class Server {
  public:
-  explicit Server(DeviceSpec spec) : spec_(std::move(spec)) {}
+  // onReady runs once the device is live, with its id.
+  explicit Server(DeviceSpec spec, std::function<void(uint32_t)> onReady = {})
+      : spec_(std::move(spec)), onReady_(std::move(onReady)) {}
   // Returns the process exit code; throws (after cleaning up) when setup fails.
   int run();
 
  private:
   DeviceSpec spec_;
+  std::function<void(uint32_t)> onReady_;
 };
 
 }  // namespace ublkd

@@ -88,3 +88,40 @@ stop_device() {
   [ ! -e "$UBLK_DEV" ] || fail "$UBLK_DEV still exists after stop"
   [ ! -e "/dev/ublkc$id" ] || fail "/dev/ublkc$id still exists after stop"
 }
+
+# --- systemd-mode helpers: ublkd on the system bus ---
+
+# ublk_call METHOD [dbus-send ARG...]: calls org.ublk.Manager.METHOD; prints the reply, or
+# "Error <name>: <message>" on failure (and returns non-zero).
+ublk_call() {
+  local method=$1
+  shift
+  dbus-send --system --print-reply --reply-timeout=120000 --dest=org.ublk.Manager /org/ublk/Manager \
+    "org.ublk.Manager.$method" "$@" 2>&1
+}
+
+# expect_bus_error ERROR_NAME METHOD [ARG...]: the call fails with exactly that named error.
+expect_bus_error() {
+  local want=$1 out
+  shift
+  if out=$(ublk_call "$@"); then fail "$2 succeeded, expected $want: $out"; fi
+  grep -q "^Error $want:" <<<"$out" || fail "expected $want, got: $out"
+  echo "  $want: ${out#Error $want: }"
+}
+
+# ublk_devices: the ublkb devices that exist, one per line.
+ublk_devices() { ls /dev/ublkb* 2>/dev/null || true; }
+
+# expect_no_devices: no ublk device and no queue daemon is left.
+expect_no_devices() {
+  [ -z "$(ublk_devices)" ] || fail "devices left behind: $(ublk_devices)"
+  ! pgrep -f 'ublkd serve' >/dev/null || fail "queue daemons left behind: $(pgrep -af 'ublkd serve')"
+}
+
+# wait_for_link NAME: /dev/ublk/by-name/NAME appears within 10 s.
+wait_for_link() {
+  local i
+  udevadm settle --timeout=10 || true
+  for i in $(seq 50); do [ -e "/dev/ublk/by-name/$1" ] && return 0; sleep 0.2; done
+  fail "/dev/ublk/by-name/$1 did not appear: $(ls -l /dev/ublk/by-name 2>&1)"
+}

@@ -1,0 +1,120 @@
+// BusService: method handlers, device objects and signals.
+#include "bus_service.h"
+
+#include <fmt/format.h>
+
+#include "errors.h"
+#include "log.h"
+
+namespace ublkd::bus {
+
+DeviceObject::DeviceObject(sdbus::IConnection& connection, DeviceView view)
+    : AdaptorInterfaces(connection, devicePath(view.id)), view_(std::move(view)) {
+  registerAdaptor();
+  emitInterfacesAddedSignal();
+}
+
+DeviceObject::~DeviceObject() {
+  emitInterfacesRemovedSignal();
+  unregisterAdaptor();
+}
+
+void DeviceObject::update(const DeviceView& view) {
+  view_ = view;
+  getObject().emitPropertiesChangedSignal(org::ublk::Device_adaptor::INTERFACE_NAME,
+                                          {"State", "Size", "Queues", "Depth", "BlockDevice", "CharDevice"});
+}
+
+BusService::BusService(sdbus::IConnection& connection, Manager& manager, std::vector<std::string> kernelFeatures)
+    : AdaptorInterfaces(connection, kManagerPath),
+      connection_(connection),
+      manager_(manager),
+      kernelFeatures_(std::move(kernelFeatures)),
+      root_(sdbus::createObject(connection, kRootPath)) {
+  root_->addObjectManager();
+  registerAdaptor();
+  emitInterfacesAddedSignal();
+  manager_.setListener(this);
+  for (const DeviceView& view : manager_.list()) {
+    if (view.state != DeviceState::Starting) deviceAdded(view);
+  }
+}
+
+BusService::~BusService() {
+  manager_.setListener(nullptr);
+  devices_.clear();
+  unregisterAdaptor();
+}
+
+void BusService::requireRoot(std::string_view what) {
+  const sdbus::Message* call = getObject().getCurrentlyProcessedMessage();
+  if (call == nullptr || call->getCredsEuid() != 0) {
+    throw ServiceError(ErrorKind::PermissionDenied, fmt::format("only root may {}", what));
+  }
+}
+
+void BusService::CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& result, std::string name,
+                              std::string spec_json) {
+  try {
+    requireRoot("create devices");
+    // Shared: the reply object is move-only and the Manager's callback must be copyable.
+    auto reply = std::make_shared<sdbus::Result<uint32_t, sdbus::ObjectPath>>(std::move(result));
+    manager_.create(name, spec_json, [reply](const DeviceView* created, const ServiceError* error) {
+      if (error != nullptr) {
+        reply->returnError(toBusError(*error));
+      } else {
+        reply->returnResults(created->id, sdbus::ObjectPath(devicePath(created->id)));
+      }
+    });
+  } catch (const ServiceError& e) {
+    log::warning(fmt::format("CreateDevice '{}' refused: {}", name, e.what()), {{"DEVICE", name}});
+    throw toBusError(e);
+  }
+}
+
+void BusService::DeleteDevice(sdbus::Result<>&& result, std::string name) {
+  try {
+    requireRoot("delete devices");
+    auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
+    manager_.remove(name, [reply](const ServiceError* error) {
+      if (error != nullptr) {
+        reply->returnError(toBusError(*error));
+      } else {
+        reply->returnResults();
+      }
+    });
+  } catch (const ServiceError& e) {
+    log::warning(fmt::format("DeleteDevice '{}' refused: {}", name, e.what()), {{"DEVICE", name}});
+    throw toBusError(e);
+  }
+}
+
+std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string, uint64_t, std::string>>
+BusService::ListDevices() {
+  std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string, uint64_t, std::string>> rows;
+  for (const DeviceView& d : manager_.list()) {
+    rows.emplace_back(d.name, d.id, d.target, std::string(stateName(d.state)), d.sizeBytes, d.blockDevice());
+  }
+  return rows;
+}
+
+std::string BusService::Version() { return UBLKD_VERSION; }
+
+void BusService::deviceAdded(const DeviceView& device) {
+  devices_[device.id] = std::make_unique<DeviceObject>(connection_, device);
+  emitDeviceAdded(device.name, sdbus::ObjectPath(devicePath(device.id)));
+}
+
+void BusService::deviceRemoved(const DeviceView& device, const std::string& reason) {
+  const std::string path = device.id == kNoDeviceId ? std::string(kManagerPath) : devicePath(device.id);
+  devices_.erase(device.id);
+  emitDeviceRemoved(device.name, sdbus::ObjectPath(path), reason);
+}
+
+void BusService::deviceChanged(const DeviceView& device) {
+  auto it = devices_.find(device.id);
+  if (it != devices_.end()) it->second->update(device);
+  emitDeviceStateChanged(device.name, sdbus::ObjectPath(devicePath(device.id)), std::string(stateName(device.state)));
+}
+
+}  // namespace ublkd::bus

@@ -1,0 +1,72 @@
+// BusService: ublkd on D-Bus. /org/ublk carries the ObjectManager; /org/ublk/Manager implements
+// org.ublk.Manager over the Manager; each live device is /org/ublk/Device/<id> implementing
+// org.ublk.Device. Mutating calls are for root only (the bus policy says so too). Runs on the
+// daemon's event loop thread, like the Manager it listens to.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <sdbus-c++/sdbus-c++.h>
+
+#include "bus_names.h"
+#include "manager.h"
+#include "org.ublk.Device.adaptor.h"
+#include "org.ublk.Manager.adaptor.h"
+
+namespace ublkd::bus {
+
+class DeviceObject final : public sdbus::AdaptorInterfaces<org::ublk::Device_adaptor, sdbus::ManagedObject_adaptor> {
+ public:
+  DeviceObject(sdbus::IConnection& connection, DeviceView view);
+  ~DeviceObject();
+  void update(const DeviceView& view);
+
+ private:
+  std::string Name() override { return view_.name; }
+  uint32_t Id() override { return view_.id; }
+  std::string Target() override { return view_.target; }
+  std::string State() override { return std::string(stateName(view_.state)); }
+  uint64_t Size() override { return view_.sizeBytes; }
+  uint16_t Queues() override { return view_.queues; }
+  uint16_t Depth() override { return view_.depth; }
+  std::string BlockDevice() override { return view_.blockDevice(); }
+  std::string CharDevice() override { return view_.charDevice(); }
+  std::string Spec() override { return view_.specJson; }
+
+  DeviceView view_;
+};
+
+class BusService final : public sdbus::AdaptorInterfaces<org::ublk::Manager_adaptor, sdbus::ManagedObject_adaptor>,
+                         public Manager::Listener {
+ public:
+  BusService(sdbus::IConnection& connection, Manager& manager, std::vector<std::string> kernelFeatures);
+  ~BusService();
+
+  void deviceAdded(const DeviceView& device) override;
+  void deviceRemoved(const DeviceView& device, const std::string& reason) override;
+  void deviceChanged(const DeviceView& device) override;
+
+ private:
+  void CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& result, std::string name,
+                    std::string spec_json) override;
+  void DeleteDevice(sdbus::Result<>&& result, std::string name) override;
+  std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string, uint64_t, std::string>> ListDevices()
+      override;
+  std::string Version() override;
+  std::vector<std::string> KernelFeatures() override { return kernelFeatures_; }
+
+  // Throws PermissionDenied unless the caller of the method being handled is root.
+  void requireRoot(std::string_view what);
+
+  sdbus::IConnection& connection_;
+  Manager& manager_;
+  std::vector<std::string> kernelFeatures_;
+  std::unique_ptr<sdbus::IObject> root_;  // the ObjectManager
+  std::map<uint32_t, std::unique_ptr<DeviceObject>> devices_;
+};
+
+}  // namespace ublkd::bus

@@ -1,0 +1,344 @@
+// ublkctl: the command line over ublkd's D-Bus API. One function per verb; every failure prints
+// "ublkctl <verb>: <message>" and exits with the code of its named error (see kUsage).
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "client.h"
+#include "errors.h"
+
+namespace {
+
+using ublkd::bus::Client;
+using ublkd::bus::DeviceRow;
+using Args = std::vector<std::string_view>;
+using namespace std::chrono_literals;
+
+constexpr int kUsageError = 2;
+constexpr int kUnreachable = 9;
+
+constexpr std::string_view kUsage =
+    "usage: ublkctl [--address ADDRESS] VERB [ARGS]\n"
+    "  list [--json]                          the devices ublkd serves\n"
+    "  create NAME --spec FILE [--watch]      create a device from a spec file ('-' reads stdin)\n"
+    "  delete NAME [--wait SECONDS]           stop and remove a device\n"
+    "  status NAME [--json]                   one device's properties\n"
+    "  features [--json]                      the kernel's ublk features, as ublkd sees them\n"
+    "  VERB --help                            help on one verb\n"
+    "ADDRESS is a D-Bus address; the default is the system bus.\n"
+    "exit codes: 0 success, 1 failed, 2 usage, 3 invalid spec, 4 not found, 5 exists, 6 busy,\n"
+    "            7 kernel unsupported, 8 permission denied, 9 ublkd unreachable\n";
+
+const std::map<std::string_view, std::string_view> kVerbHelp = {
+    {"list",
+     "usage: ublkctl list [--json]\n"
+     "Prints NAME ID TARGET STATE SIZE DEVICE for each device, or a JSON array of objects with\n"
+     "the keys name, id, target, state, size (bytes) and block_device.\n"},
+    {"create",
+     "usage: ublkctl create NAME --spec FILE [--watch]\n"
+     "Creates device NAME from the device spec in FILE (see /usr/share/doc/ublkd/examples) and\n"
+     "prints its block device once it is live. With --watch, stays in the foreground until the\n"
+     "device is removed (exit 0) or fails (exit 1), telling systemd READY=1 once it is live and\n"
+     "its /dev/ublk/by-name link exists: this is how ublk@.service runs.\n"},
+    {"delete",
+     "usage: ublkctl delete NAME [--wait SECONDS]\n"
+     "Stops and removes device NAME. A device in use (mounted, or held by another device) is\n"
+     "refused with exit code 6; --wait retries for up to SECONDS until it is released.\n"},
+    {"status",
+     "usage: ublkctl status NAME [--json]\n"
+     "Prints the properties of device NAME: Name, Id, Target, State, Size, Queues, Depth,\n"
+     "BlockDevice, CharDevice and Spec.\n"},
+    {"features",
+     "usage: ublkctl features [--json]\n"
+     "Prints ublkd's version and the ublk features of the running kernel, decoded.\n"},
+};
+
+// A usage error: exits 2 with the verb's help.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string humanSize(uint64_t bytes) {
+  constexpr std::string_view units = "BKMGTP";
+  double value = static_cast<double>(bytes);
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < units.size()) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{}B", bytes) : fmt::format("{:.1f}{}", value, units[unit]);
+}
+
+std::string readSpec(std::string_view path) {
+  std::stringstream text;
+  if (path == "-") {
+    text << std::cin.rdbuf();
+    return text.str();
+  }
+  std::ifstream in{std::string(path)};
+  if (!in) throw UsageError(fmt::format("cannot read spec file {}: {}", path, std::strerror(errno)));
+  text << in.rdbuf();
+  return text.str();
+}
+
+const DeviceRow* findRow(const std::vector<DeviceRow>& rows, std::string_view name) {
+  for (const auto& row : rows) {
+    if (row.name == name) return &row;
+  }
+  return nullptr;
+}
+
+int list(Client& client, const Args& args) {
+  bool json = false;
+  for (const auto arg : args) {
+    if (arg != "--json") throw UsageError(fmt::format("unexpected argument '{}'", arg));
+    json = true;
+  }
+  const auto rows = client.list();
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : rows) {
+      out.push_back({{"name", r.name},
+                     {"id", r.id},
+                     {"target", r.target},
+                     {"state", r.state},
+                     {"size", r.sizeBytes},
+                     {"block_device", r.blockDevice}});
+    }
+    fmt::print("{}\n", out.dump());
+    return 0;
+  }
+  fmt::print("{:<20} {:>4} {:<6} {:<9} {:>8} {}\n", "NAME", "ID", "TARGET", "STATE", "SIZE", "DEVICE");
+  for (const auto& r : rows) {
+    const std::string id = r.id == UINT32_MAX ? "-" : std::to_string(r.id);
+    fmt::print("{:<20} {:>4} {:<6} {:<9} {:>8} {}\n", r.name, id, r.target, r.state, humanSize(r.sizeBytes),
+               r.blockDevice.empty() ? "-" : r.blockDevice);
+  }
+  return 0;
+}
+
+// udev makes /dev/ublk/by-name/NAME shortly after the device goes live; wait for it if udev runs.
+void waitForLink(const std::string& name) {
+  if (!std::filesystem::exists("/run/udev/control")) return;
+  const std::filesystem::path link = "/dev/ublk/by-name/" + name;
+  for (int i = 0; i < 100 && !std::filesystem::exists(link); ++i) std::this_thread::sleep_for(100ms);
+  if (!std::filesystem::exists(link)) fmt::print(stderr, "ublkctl create: warning: {} did not appear\n", link.string());
+}
+
+// Blocks until the device is removed (0) or failed (1); SIGTERM/SIGINT end the watch with 0.
+int watchUntilGone(Client& client, const std::string& name, std::atomic<int>& outcome) {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  // The device may have failed between creation and the subscription.
+  for (const auto& row : client.list()) {
+    if (row.name == name && row.state == "failed") outcome = 1;
+  }
+  const timespec tick{0, 200'000'000};
+  while (outcome < 0) {
+    if (sigtimedwait(&stop, nullptr, &tick) > 0) return 0;
+  }
+  return outcome;
+}
+
+int create(Client& client, const Args& args) {
+  std::string name;
+  std::string_view specFile;
+  bool watch = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--spec" && i + 1 < args.size()) {
+      specFile = args[++i];
+    } else if (args[i] == "--watch") {
+      watch = true;
+    } else if (name.empty() && !args[i].starts_with("-")) {
+      name = args[i];
+    } else {
+      throw UsageError(fmt::format("unexpected argument '{}'", args[i]));
+    }
+  }
+  if (name.empty() || specFile.empty()) throw UsageError("NAME and --spec FILE are required");
+  const std::string spec = readSpec(specFile);
+
+  std::atomic<int> outcome = -1;
+  if (watch) {
+    // Signals are blocked before the bus thread exists, so only sigtimedwait sees them.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    client.watch(name, [&outcome](const std::string& kind, const std::string& detail) {
+      if (kind == "removed") outcome = 0;
+      if (kind == "state" && detail == "failed") outcome = 1;
+    });
+  }
+  const uint32_t id = client.create(name, spec);
+  fmt::print("/dev/ublkb{}\n", id);
+  std::fflush(stdout);
+  if (!watch) return 0;
+  waitForLink(name);
+  sd_notifyf(0, "READY=1\nSTATUS=device %s live as /dev/ublkb%u", name.c_str(), id);
+  const int rc = watchUntilGone(client, name, outcome);
+  if (rc != 0) fmt::print(stderr, "ublkctl create: device {} failed; see journalctl DEVICE={}\n", name, name);
+  return rc;
+}
+
+int remove(Client& client, const Args& args) {
+  std::string name;
+  int waitSeconds = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--wait" && i + 1 < args.size()) {
+      const std::string_view value = args[++i];
+      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), waitSeconds);
+      if (ec != std::errc() || end != value.data() + value.size() || waitSeconds < 0) {
+        throw UsageError(fmt::format("--wait: '{}' is not a number of seconds", value));
+      }
+    } else if (name.empty() && !args[i].starts_with("-")) {
+      name = args[i];
+    } else {
+      throw UsageError(fmt::format("unexpected argument '{}'", args[i]));
+    }
+  }
+  if (name.empty()) throw UsageError("NAME is required");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(waitSeconds);
+  while (true) {
+    try {
+      client.remove(name);
+      return 0;
+    } catch (const sdbus::Error& e) {
+      const bool busy = ublkd::bus::kindOfBusError(e.getName()) == ublkd::ErrorKind::Busy;
+      if (!busy || std::chrono::steady_clock::now() >= deadline) throw;
+      std::this_thread::sleep_for(200ms);
+    }
+  }
+}
+
+int status(Client& client, const Args& args) {
+  std::string name;
+  bool json = false;
+  for (const auto arg : args) {
+    if (arg == "--json") {
+      json = true;
+    } else if (name.empty() && !arg.starts_with("-")) {
+      name = arg;
+    } else {
+      throw UsageError(fmt::format("unexpected argument '{}'", arg));
+    }
+  }
+  if (name.empty()) throw UsageError("NAME is required");
+  const auto rows = client.list();
+  const DeviceRow* row = findRow(rows, name);
+  if (row == nullptr)
+    throw sdbus::Error(ublkd::bus::errorName(ublkd::ErrorKind::NotFound), "no device named '" + name + "'");
+  nlohmann::json out{{"Name", row->name}, {"State", row->state}, {"Target", row->target}};
+  if (row->id != UINT32_MAX) {
+    for (const auto& [key, value] : client.deviceProperties(row->id)) {
+      const std::string type = value.peekValueType();
+      if (type == "s")
+        out[key] = value.get<std::string>();
+      else if (type == "u")
+        out[key] = value.get<uint32_t>();
+      else if (type == "t")
+        out[key] = value.get<uint64_t>();
+      else if (type == "q")
+        out[key] = value.get<uint16_t>();
+    }
+  }
+  if (json) {
+    fmt::print("{}\n", out.dump());
+    return 0;
+  }
+  for (const auto& [key, value] : out.items()) {
+    fmt::print("{:>12}: {}\n", key, value.is_string() ? value.get<std::string>() : value.dump());
+  }
+  return 0;
+}
+
+int features(Client& client, const Args& args) {
+  bool json = false;
+  for (const auto arg : args) {
+    if (arg != "--json") throw UsageError(fmt::format("unexpected argument '{}'", arg));
+    json = true;
+  }
+  const auto names = client.kernelFeatures();
+  const std::string version = client.version();
+  if (json) {
+    fmt::print("{}\n", nlohmann::json{{"version", version}, {"features", names}}.dump());
+    return 0;
+  }
+  fmt::print("ublkd {}\nkernel ublk features:\n", version);
+  for (const auto& n : names) fmt::print("  {}\n", n);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args(argv + 1, argv + argc);
+  std::string address;
+  if (const char* env = std::getenv("UBLKCTL_BUS_ADDRESS")) address = env;
+  if (args.size() >= 2 && args[0] == "--address") {
+    address = args[1];
+    args.erase(args.begin(), args.begin() + 2);
+  }
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    fmt::print(args.empty() ? stderr : stdout, "{}", kUsage);
+    return args.empty() ? kUsageError : 0;
+  }
+  const std::string verb(args[0]);
+  const Args rest(args.begin() + 1, args.end());
+  const auto help = kVerbHelp.find(verb);
+  if (help == kVerbHelp.end()) {
+    fmt::print(stderr, "ublkctl: unknown verb '{}'\n{}", verb, kUsage);
+    return kUsageError;
+  }
+  for (const auto arg : rest) {
+    if (arg == "--help" || arg == "-h") {
+      fmt::print("{}", help->second);
+      return 0;
+    }
+  }
+  try {
+    Client client(address);
+    if (verb == "list") return list(client, rest);
+    if (verb == "create") return create(client, rest);
+    if (verb == "delete") return remove(client, rest);
+    if (verb == "status") return status(client, rest);
+    return features(client, rest);
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "ublkctl {}: {}\n{}", verb, e.what(), help->second);
+    return kUsageError;
+  } catch (const sdbus::Error& e) {
+    fmt::print(stderr, "ublkctl {}: {} ({})\n", verb, e.getMessage(), e.getName());
+    if (const auto kind = ublkd::bus::kindOfBusError(e.getName())) return ublkd::bus::exitCode(*kind);
+    const std::string_view name = e.getName();
+    if (name == "org.freedesktop.DBus.Error.ServiceUnknown" || name == "org.freedesktop.DBus.Error.NoReply" ||
+        name == "org.freedesktop.DBus.Error.NameHasNoOwner" || name.starts_with("org.freedesktop.DBus.Error.Spawn") ||
+        name.starts_with("System.Error.")) {
+      return kUnreachable;
+    }
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "ublkctl {}: {}\n", verb, e.what());
+    return 1;
+  }
+}

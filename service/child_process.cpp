@@ -1,0 +1,92 @@
+// ChildProcess: fork/exec with a status pipe, pidfd watching and reaping.
+#include "child_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+// glibc 2.36 declares these without C linkage for C++ (fixed in 2.37).
+extern "C" {
+#include <sys/pidfd.h>
+}
+
+#include <cerrno>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "throw_errno.h"
+
+namespace ublkd {
+
+constexpr int kStatusFdInChild = 3;
+
+std::string ChildProcess::Exit::describe() const {
+  if (!known) return "exited (status unknown: not started by this ublkd)";
+  if (signal != 0) return fmt::format("killed by SIG{}", sigabbrev_np(signal) ? sigabbrev_np(signal) : "?");
+  return fmt::format("exited with status {}", code);
+}
+
+ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv) {
+  int pipeFds[2];
+  if (::pipe2(pipeFds, O_CLOEXEC) != 0) ublk::throwErrno(errno, "pipe2 (status pipe)");
+  ublk::UniqueFd readEnd(pipeFds[0]);
+  ublk::UniqueFd writeEnd(pipeFds[1]);
+  ublk::UniqueFd devNull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+  if (!devNull) ublk::throwErrno(errno, "open /dev/null");
+
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) ublk::throwErrno(errno, "fork (queue daemon)");
+  if (pid == 0) {
+    // Only async-signal-safe calls from here to exec.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::setsid();  // a terminal's Ctrl-C or hangup must not reach the data plane
+    if (::dup2(devNull.get(), STDOUT_FILENO) < 0 || ::dup2(writeEnd.get(), kStatusFdInChild) < 0) ::_exit(127);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  ublk::UniqueFd pidfd(static_cast<int>(::pidfd_open(pid, 0)));
+  if (!pidfd) {
+    const int err = errno;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    ublk::throwErrno(err, "pidfd_open (queue daemon)");
+  }
+  return ChildProcess(pid, std::move(pidfd), std::move(readEnd), true);
+}
+
+std::optional<ChildProcess> ChildProcess::adopt(pid_t pid) {
+  ublk::UniqueFd pidfd(static_cast<int>(::pidfd_open(pid, 0)));
+  if (!pidfd) return std::nullopt;
+  return ChildProcess(pid, std::move(pidfd), ublk::UniqueFd(), false);
+}
+
+void ChildProcess::signal(int sig) const {
+  if (::pidfd_send_signal(pidfd_.get(), sig, nullptr, 0) != 0 && errno != ESRCH) {
+    ublk::throwErrno(errno, fmt::format("pidfd_send_signal {} to queue daemon {}", sig, pid_));
+  }
+}
+
+ChildProcess::Exit ChildProcess::reap() {
+  Exit exit;
+  if (!ours_) return exit;
+  siginfo_t info{};
+  if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) != 0) {
+    ublk::throwErrno(errno, fmt::format("waitid (queue daemon {})", pid_));
+  }
+  exit.known = true;
+  if (info.si_code == CLD_EXITED) {
+    exit.code = info.si_status;
+  } else {
+    exit.signal = info.si_status;
+  }
+  return exit;
+}
+
+}  // namespace ublkd

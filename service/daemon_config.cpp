@@ -1,0 +1,52 @@
+// DaemonConfig: parsing of /etc/ublk/ublkd.json and listing of /etc/ublk.d.
+#include "daemon_config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "device_spec.h"
+
+namespace ublkd {
+
+DaemonConfig loadDaemonConfig(const std::filesystem::path& path) {
+  DaemonConfig config;
+  std::ifstream in(path);
+  if (!in) {
+    if (!std::filesystem::exists(path)) return config;
+    throw SpecError("", fmt::format("cannot read {}", path.string()));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw SpecError("", fmt::format("invalid JSON at byte {}", e.byte));
+  }
+  if (!doc.is_object()) throw SpecError("", "must be a JSON object");
+  for (const auto& [key, value] : doc.items()) {
+    if (key == "autostart") {
+      if (!value.is_boolean()) throw SpecError("/autostart", "must be true or false");
+      config.autostart = value.get<bool>();
+    } else {
+      throw SpecError("/" + key, "unknown key (known: autostart)");
+    }
+  }
+  return config;
+}
+
+std::vector<std::pair<std::string, std::filesystem::path>> listSpecFiles(const std::filesystem::path& dir) {
+  std::vector<std::pair<std::string, std::filesystem::path>> specs;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() == ".json") specs.emplace_back(entry.path().stem().string(), entry.path());
+  }
+  std::sort(specs.begin(), specs.end());
+  return specs;
+}
+
+}  // namespace ublkd

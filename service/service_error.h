@@ -1,0 +1,31 @@
+// ServiceError: a failure the daemon reports to its callers, tagged with the kind of failure.
+// Each kind maps to one named D-Bus error (dbus/errors.h) and one ublkctl exit code; the kind's
+// name is also what `ublkd serve --status-fd` writes when setup fails.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace ublkd {
+
+enum class ErrorKind { InvalidSpec, NotFound, Exists, Busy, KernelUnsupported, PermissionDenied, Failed };
+
+std::string_view errorKindName(ErrorKind kind);  // "InvalidSpec", ...
+std::optional<ErrorKind> errorKindFromName(std::string_view name);
+
+class ServiceError : public std::runtime_error {
+ public:
+  ServiceError(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  ErrorKind kind() const { return kind_; }
+
+ private:
+  ErrorKind kind_;
+};
+
+// The kind of an exception thrown while setting a device up: spec errors, missing kernel
+// support (no ublk_drv, unsupported command or flag), permission errors, or anything else.
+ErrorKind classify(const std::exception& e);
+
+}  // namespace ublkd

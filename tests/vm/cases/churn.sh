@@ -1,0 +1,38 @@
+#!/bin/bash
+# Description: 50 create/delete cycles with I/O in between leave no device, queue daemon or fd behind.
+source "$(dirname "$0")/../lib.sh"
+
+mkdir -p /var/lib/ublk
+truncate -s 64M /var/lib/ublk/churn.img
+defer rm -f /var/lib/ublk/churn.img
+echo '{"target":"loop","path":"/var/lib/ublk/churn.img"}' >/var/tmp/loop.json
+echo '{"target":"null","size":"64M"}' >/var/tmp/null.json
+
+step "warm up: the first cycle activates ublkd"
+ublkctl create warm --spec /var/tmp/null.json >/dev/null
+ublkctl delete warm
+pid=$(systemctl show -P MainPID ublkd)
+fds_before=$(ls /proc/$pid/fd | wc -l)
+threads_before=$(ls /proc/$pid/task | wc -l)
+
+step "50 cycles, alternating loop and null, with verified I/O on each"
+for i in $(seq 50); do
+  spec=/var/tmp/null.json
+  [ $((i % 2)) -eq 0 ] && spec=/var/tmp/loop.json
+  dev=$(ublkctl create "churn$i" --spec "$spec") || fail "cycle $i: create failed"
+  fio_verify "$dev" --size=4M --iodepth=4
+  ublkctl delete "churn$i" || fail "cycle $i: delete failed"
+  [ ! -e "$dev" ] || fail "cycle $i: $dev still exists"
+done
+
+step "nothing left behind"
+expect_no_devices
+[ "$(ublkctl list --json)" = "[]" ] || fail "ublkd still lists: $(ublkctl list)"
+[ "$(systemctl show -P MainPID ublkd)" = "$pid" ] || fail "ublkd restarted during the cycles"
+fds_after=$(ls /proc/$pid/fd | wc -l)
+threads_after=$(ls /proc/$pid/task | wc -l)
+echo "  ublkd fds $fds_before -> $fds_after, threads $threads_before -> $threads_after"
+[ "$fds_after" -le "$fds_before" ] || fail "ublkd leaked fds: $fds_before -> $fds_after ($(ls -l /proc/$pid/fd))"
+[ "$threads_after" -le "$threads_before" ] || fail "ublkd leaked threads: $threads_before -> $threads_after"
+[ -z "$(ls /run/ublkd/devices /run/ublkd/udev)" ] || fail "records left in /run/ublkd: $(ls -R /run/ublkd)"
+pass

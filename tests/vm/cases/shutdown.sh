@@ -1,0 +1,28 @@
+#!/bin/bash
+# Description: `systemctl poweroff` with ext4 mounted on a ublk@ device completes cleanly: the
+# filesystem is unmounted while its queue daemon still serves, and the kernel logs no I/O error.
+# The host checks the console once the guest is off (tests/vm/run, expect-poweroff).
+source "$(dirname "$0")/../lib.sh"
+
+mkdir -p /var/lib/ublk /etc/ublk.d /mnt/disk0
+truncate -s 256M /var/lib/ublk/disk0.img
+echo '{"target":"loop","path":"/var/lib/ublk/disk0.img"}' >/etc/ublk.d/disk0.json
+modprobe crc32c_generic 2>/dev/null || true
+modprobe crc32c 2>/dev/null || true
+
+step "ext4 mounted on ublk@disk0, with writes in flight"
+systemctl start ublk@disk0
+wait_for_link disk0
+mkfs.ext4 -q /dev/ublk/by-name/disk0
+mount /dev/ublk/by-name/disk0 /mnt/disk0
+head -c 32M /dev/urandom >/mnt/disk0/data
+systemd-run --unit=ublkvm-writer --property=Restart=no \
+  sh -c 'while :; do head -c 1M /dev/urandom >/mnt/disk0/w; done'
+
+step "poweroff (the test unit's reboot actions are lifted so this shutdown is the real one)"
+mkdir -p /run/systemd/system/ublkd-vmtest.service.d
+printf '[Unit]\nSuccessAction=none\nFailureAction=none\n' >/run/systemd/system/ublkd-vmtest.service.d/poweroff.conf
+systemctl daemon-reload
+touch "$UBLKD_RESULTS/expect-poweroff"
+systemctl poweroff --no-block
+pass
