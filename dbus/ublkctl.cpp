@@ -39,7 +39,8 @@ constexpr std::string_view kUsage =
     "usage: ublkctl [--address ADDRESS] VERB [ARGS]\n"
     "  list [--json]                          the devices ublkd serves\n"
     "  create NAME --spec FILE [--watch]      create a device from a spec file ('-' reads stdin)\n"
-    "  delete NAME [--wait SECONDS]           stop and remove a device\n"
+    "  delete NAME [--wait SECONDS] [--leave-busy-at-shutdown]\n"
+    "                                         stop and remove a device\n"
     "  status NAME [--json]                   one device's properties\n"
     "  features [--json]                      the kernel's ublk features, as ublkd sees them\n"
     "  VERB --help                            help on one verb\n"
@@ -59,9 +60,11 @@ const std::map<std::string_view, std::string_view> kVerbHelp = {
      "device is removed (exit 0) or fails (exit 1), telling systemd READY=1 once it is live and\n"
      "its /dev/ublk/by-name link exists: this is how ublk@.service runs.\n"},
     {"delete",
-     "usage: ublkctl delete NAME [--wait SECONDS]\n"
+     "usage: ublkctl delete NAME [--wait SECONDS] [--leave-busy-at-shutdown]\n"
      "Stops and removes device NAME. A device in use (mounted, or held by another device) is\n"
-     "refused with exit code 6; --wait retries for up to SECONDS until it is released.\n"},
+     "refused with exit code 6; --wait retries for up to SECONDS until it is released.\n"
+     "--leave-busy-at-shutdown (ublk@.service's ExecStop): while the system shuts down, a device\n"
+     "in use is left to its queue daemon, which serves it until after filesystems are unmounted.\n"},
     {"status",
      "usage: ublkctl status NAME [--json]\n"
      "Prints the properties of device NAME: Name, Id, Target, State, Size, Queues, Depth,\n"
@@ -202,11 +205,26 @@ int create(Client& client, const Args& args) {
   return rc;
 }
 
+// systemd's own view: "stopping" once shutdown has begun.
+bool systemIsStopping() {
+  try {
+    auto systemd = sdbus::createProxy("org.freedesktop.systemd1", "/org/freedesktop/systemd1");
+    const std::string state =
+        systemd->getProperty("SystemState").onInterface("org.freedesktop.systemd1.Manager").get<std::string>();
+    return state == "stopping";
+  } catch (const sdbus::Error&) {
+    return false;
+  }
+}
+
 int remove(Client& client, const Args& args) {
   std::string name;
   int waitSeconds = 0;
+  bool leaveBusyAtShutdown = false;
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--wait" && i + 1 < args.size()) {
+    if (args[i] == "--leave-busy-at-shutdown") {
+      leaveBusyAtShutdown = true;
+    } else if (args[i] == "--wait" && i + 1 < args.size()) {
       const std::string_view value = args[++i];
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), waitSeconds);
       if (ec != std::errc() || end != value.data() + value.size() || waitSeconds < 0) {
@@ -226,6 +244,12 @@ int remove(Client& client, const Args& args) {
       return 0;
     } catch (const sdbus::Error& e) {
       const bool busy = ublkd::bus::kindOfBusError(e.getName()) == ublkd::ErrorKind::Busy;
+      if (busy && leaveBusyAtShutdown && systemIsStopping()) {
+        // Filesystems on the device are unmounted after this unit stops (they are ordered before
+        // local-fs.target, ublkd after it); the queue daemon serves until systemd's final kill.
+        fmt::print(stderr, "ublkctl delete: {} is in use during shutdown; leaving it to its queue daemon\n", name);
+        return 0;
+      }
       if (!busy || std::chrono::steady_clock::now() >= deadline) throw;
       std::this_thread::sleep_for(200ms);
     }

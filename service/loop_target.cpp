@@ -25,7 +25,8 @@ using ublk::abi::Op;
 
 constexpr int kBackingFixedFile = 1;  // the target's only fd, after the char device
 
-enum LoopOp : uint8_t { kReadWrite = 1, kSync = 2, kFuaSync = 3 };
+// kZeroRange and kZeroPunch are the two tries of a write-zeroes that keeps blocks allocated.
+enum LoopOp : uint8_t { kReadWrite = 1, kSync = 2, kFuaSync = 3, kZeroRange = 4, kZeroPunch = 5 };
 
 struct Backing {
   ublk::UniqueFd fd;
@@ -140,11 +141,12 @@ class LoopHandler final : public ublk::RequestHandler {
         return fdatasync(queue, tag, kSync);
       case Op::Discard:
         return discard(queue, tag, offset, length);
-      case Op::WriteZeroes: {
-        const bool unmap = (desc.op_flags & ublk::abi::ioflag::kNoUnmap) == 0;
-        const int mode = (unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE;
-        return fallocate(queue, tag, mode, offset, length);
-      }
+      case Op::WriteZeroes:
+        if ((desc.op_flags & ublk::abi::ioflag::kNoUnmap) == 0) {
+          return fallocate(queue, tag, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+        }
+        transfers_[tag] = {.offset = offset, .length = length};
+        return fallocate(queue, tag, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, length, kZeroRange);
       default:
         return -EOPNOTSUPP;
     }
@@ -152,6 +154,16 @@ class LoopHandler final : public ublk::RequestHandler {
 
   int complete(ublk::SqeSource& queue, uint16_t tag, uint8_t op, int res) override {
     if (op == kFuaSync) return res < 0 ? res : static_cast<int>(transfers_[tag].length);
+    // Filesystems without ZERO_RANGE (tmpfs, for one): punch a hole, then allocate it again, so
+    // the range reads as zeros and stays allocated as NOUNMAP asks.
+    if (op == kZeroRange && res == -EOPNOTSUPP) {
+      const Transfer& t = transfers_[tag];
+      return fallocate(queue, tag, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, t.offset, t.length, kZeroPunch);
+    }
+    if (op == kZeroPunch && res == 0) {
+      const Transfer& t = transfers_[tag];
+      return fallocate(queue, tag, FALLOC_FL_KEEP_SIZE, t.offset, t.length);
+    }
     if (op != kReadWrite) return res < 0 ? res : 0;
     if (res < 0) return res;
     Transfer& t = transfers_[tag];
@@ -175,8 +187,9 @@ class LoopHandler final : public ublk::RequestHandler {
     return ublk::kPending;
   }
 
-  static int fallocate(ublk::SqeSource& queue, uint16_t tag, int mode, uint64_t offset, uint32_t length) {
-    io_uring_sqe* sqe = queue.targetSqe(tag, kSync);
+  static int fallocate(ublk::SqeSource& queue, uint16_t tag, int mode, uint64_t offset, uint32_t length,
+                       uint8_t op = kSync) {
+    io_uring_sqe* sqe = queue.targetSqe(tag, op);
     io_uring_prep_fallocate(sqe, kBackingFixedFile, mode, offset, length);
     onBacking(sqe);
     return ublk::kPending;
