@@ -201,7 +201,15 @@ int create(Client& client, const Args& args) {
   waitForLink(name);
   sd_notifyf(0, "READY=1\nSTATUS=device %s live as /dev/ublkb%u", name.c_str(), id);
   const int rc = watchUntilGone(client, name, outcome);
-  if (rc != 0) fmt::print(stderr, "ublkctl create: device {} failed; see journalctl DEVICE={}\n", name, name);
+  if (rc != 0) {
+    fmt::print(stderr, "ublkctl create: device {} failed; see journalctl DEVICE={}\n", name, name);
+    // The failed record is ours: clear it, so the unit can be started again.
+    try {
+      client.remove(name);
+    } catch (const sdbus::Error& e) {
+      fmt::print(stderr, "ublkctl create: cannot remove the failed device {}: {}\n", name, e.getMessage());
+    }
+  }
   return rc;
 }
 
