@@ -69,6 +69,11 @@ void BusService::CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& resul
   } catch (const ServiceError& e) {
     log::warning(fmt::format("CreateDevice '{}' refused: {}", name, e.what()), {{"DEVICE", name}});
     throw toBusError(e);
+  } catch (const sdbus::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    log::error(fmt::format("CreateDevice '{}' failed: {}", name, e.what()), {{"DEVICE", name}});
+    throw toBusError(ServiceError(ErrorKind::Failed, e.what()));
   }
 }
 
@@ -86,6 +91,11 @@ void BusService::DeleteDevice(sdbus::Result<>&& result, std::string name) {
   } catch (const ServiceError& e) {
     log::warning(fmt::format("DeleteDevice '{}' refused: {}", name, e.what()), {{"DEVICE", name}});
     throw toBusError(e);
+  } catch (const sdbus::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    log::error(fmt::format("DeleteDevice '{}' failed: {}", name, e.what()), {{"DEVICE", name}});
+    throw toBusError(ServiceError(ErrorKind::Failed, e.what()));
   }
 }
 
@@ -115,6 +125,8 @@ void BusService::deviceChanged(const DeviceView& device) {
   auto it = devices_.find(device.id);
   if (it != devices_.end()) it->second->update(device);
   emitDeviceStateChanged(device.name, sdbus::ObjectPath(devicePath(device.id)), std::string(stateName(device.state)));
+  // A failed device's kernel id is free again; its object goes, the Manager keeps its name.
+  if (device.state == DeviceState::Failed) devices_.erase(device.id);
 }
 
 }  // namespace ublkd::bus

@@ -4,6 +4,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -39,7 +40,7 @@ constexpr std::string_view kUsage =
     "usage: ublkctl [--address ADDRESS] VERB [ARGS]\n"
     "  list [--json]                          the devices ublkd serves\n"
     "  create NAME --spec FILE [--watch]      create a device from a spec file ('-' reads stdin)\n"
-    "  delete NAME [--wait SECONDS] [--leave-busy-at-shutdown]\n"
+    "  delete NAME [--wait SECONDS] [--missing-ok] [--leave-busy-at-shutdown]\n"
     "                                         stop and remove a device\n"
     "  status NAME [--json]                   one device's properties\n"
     "  features [--json]                      the kernel's ublk features, as ublkd sees them\n"
@@ -60,9 +61,10 @@ const std::map<std::string_view, std::string_view> kVerbHelp = {
      "device is removed (exit 0) or fails (exit 1), telling systemd READY=1 once it is live and\n"
      "its /dev/ublk/by-name link exists: this is how ublk@.service runs.\n"},
     {"delete",
-     "usage: ublkctl delete NAME [--wait SECONDS] [--leave-busy-at-shutdown]\n"
+     "usage: ublkctl delete NAME [--wait SECONDS] [--missing-ok] [--leave-busy-at-shutdown]\n"
      "Stops and removes device NAME. A device in use (mounted, or held by another device) is\n"
      "refused with exit code 6; --wait retries for up to SECONDS until it is released.\n"
+     "--missing-ok: a device that does not exist is success.\n"
      "--leave-busy-at-shutdown (ublk@.service's ExecStop): while the system shuts down, a device\n"
      "in use is left to its queue daemon, which serves it until after filesystems are unmounted.\n"},
     {"status",
@@ -183,12 +185,6 @@ int create(Client& client, const Args& args) {
 
   std::atomic<int> outcome = -1;
   if (watch) {
-    // Signals are blocked before the bus thread exists, so only sigtimedwait sees them.
-    sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
     client.watch(name, [&outcome](const std::string& kind, const std::string& detail) {
       if (kind == "removed") outcome = 0;
       if (kind == "state" && detail == "failed") outcome = 1;
@@ -229,9 +225,12 @@ int remove(Client& client, const Args& args) {
   std::string name;
   int waitSeconds = 0;
   bool leaveBusyAtShutdown = false;
+  bool missingOk = false;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--leave-busy-at-shutdown") {
       leaveBusyAtShutdown = true;
+    } else if (args[i] == "--missing-ok") {
+      missingOk = true;
     } else if (args[i] == "--wait" && i + 1 < args.size()) {
       const std::string_view value = args[++i];
       const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), waitSeconds);
@@ -251,7 +250,9 @@ int remove(Client& client, const Args& args) {
       client.remove(name);
       return 0;
     } catch (const sdbus::Error& e) {
-      const bool busy = ublkd::bus::kindOfBusError(e.getName()) == ublkd::ErrorKind::Busy;
+      const auto kind = ublkd::bus::kindOfBusError(e.getName());
+      if (missingOk && kind == ublkd::ErrorKind::NotFound) return 0;
+      const bool busy = kind == ublkd::ErrorKind::Busy;
       if (busy && leaveBusyAtShutdown && systemIsStopping()) {
         // Filesystems on the device are unmounted after this unit stops (they are ordered before
         // local-fs.target, ublkd after it); the queue daemon serves until systemd's final kill.
@@ -348,6 +349,15 @@ int main(int argc, char** argv) {
       fmt::print("{}", help->second);
       return 0;
     }
+  }
+  if (verb == "create" && std::find(rest.begin(), rest.end(), "--watch") != rest.end()) {
+    // Before the client's bus thread starts, so it inherits the mask and only the watch loop's
+    // sigtimedwait takes SIGTERM/SIGINT.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   }
   try {
     Client client(address);

@@ -4,9 +4,26 @@
 #include <cerrno>
 #include <vector>
 
+#include <exception>
+
+#include <fmt/format.h>
+
+#include "log.h"
 #include "throw_errno.h"
 
 namespace ublkd {
+namespace {
+
+// One failing callback must not stop the daemon and every device with it.
+void runGuarded(const EventLoop::Callback& callback) {
+  try {
+    callback();
+  } catch (const std::exception& e) {
+    log::error(fmt::format("event handler failed: {}", e.what()));
+  }
+}
+
+}  // namespace
 
 void EventLoop::watch(int fd, short events, Callback onReady) { watches_[fd] = Watch{events, std::move(onReady)}; }
 
@@ -31,7 +48,7 @@ void EventLoop::runDueTimers() {
     if (it == timers_.end()) continue;  // cancelled by an earlier callback
     Callback onExpiry = std::move(it->second.onExpiry);
     timers_.erase(it);
-    onExpiry();
+    runGuarded(onExpiry);
   }
 }
 
@@ -68,7 +85,7 @@ void EventLoop::run() {
       auto it = watches_.find(fds[i].fd);
       if (it == watches_.end()) continue;     // unwatched by an earlier callback
       Callback onReady = it->second.onReady;  // a copy: the callback may unwatch itself
-      onReady();
+      runGuarded(onReady);
     }
     runDueTimers();
   }

@@ -302,6 +302,8 @@ void Manager::onChildExit(const std::string& name) {
       removeFiles(view);
       view.state = DeviceState::Failed;
       if (listener_ != nullptr) listener_->deviceChanged(view);
+      // The kernel may give the id to the next device; the failed record keeps only its name.
+      view.id = kNoDeviceId;
       return;
     }
     case DeviceState::Stopping: {
@@ -348,10 +350,9 @@ void Manager::remove(const std::string& name, DeleteDone done) {
     throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' ({}) is in use: mounted or held by another device",
                                                     name, view.blockDevice()));
   }
+  device.child->signal(SIGTERM);
   device.onDeleted.push_back(std::move(done));
   view.state = DeviceState::Stopping;
-  if (listener_ != nullptr) listener_->deviceChanged(view);
-  device.child->signal(SIGTERM);
   device.deadline = loop_.after(options_.stopTimeout, [this, name] {
     auto found = devices_.find(name);
     if (found == devices_.end()) return;
@@ -360,6 +361,7 @@ void Manager::remove(const std::string& name, DeleteDone done) {
                {{"DEVICE", name}});
     found->second->child->signal(SIGKILL);
   });
+  if (listener_ != nullptr) listener_->deviceChanged(view);
 }
 
 std::vector<DeviceView> Manager::list() const {
@@ -405,6 +407,7 @@ void Manager::adoptPrevious() {
                      {{"DEVICE", name}});
         removeKernelDevice(id, name);
         removeFiles(device->view);
+        if (listener_ != nullptr) listener_->deviceRemoved(device->view, "queue daemon gone while ublkd was down");
         continue;
       }
       fillFromKernel(device->view);

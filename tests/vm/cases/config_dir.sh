@@ -49,9 +49,24 @@ for i in $(seq 50); do [ ! -e "$dev" ] && break; sleep 0.2; done
 journalctl -b --no-pager DEVICE=a -o cat | grep -q 'killed by SIGKILL' || fail "the journal does not say why a failed"
 systemctl reset-failed ublk@a
 
-step "the unit starts again afterwards"
+step "the unit starts again afterwards; a device deleted by hand leaves it inactive, not failed"
 systemctl start ublk@a
 wait_for_link a
+ublkctl delete a
+for i in $(seq 50); do systemctl is-active --quiet ublk@a || break; sleep 0.2; done
 systemctl stop ublk@a
+! systemctl is-failed --quiet ublk@a || fail "ublk@a failed after a delete by hand"
+
+step "a failed device keeps its name only: the next device may take its kernel id"
+echo '{"target":"null","size":"64M"}' >/var/tmp/null.json
+ublkctl create x --spec /var/tmp/null.json
+pkill -KILL -f 'ublkd serve --spec /run/ublkd/devices/x.spec.json'
+for i in $(seq 50); do ublkctl status x | grep -q 'State: failed' && break; sleep 0.2; done
+ublkctl status x | grep -q 'State: failed' || fail "x is not failed: $(ublkctl status x)"
+ublkctl create y --spec /var/tmp/null.json || fail "cannot create a device after a failed one"
+ublkctl list
+ublkctl status y | grep -q 'State: live' || fail "y is not live"
+ublkctl delete x
+ublkctl delete y
 expect_no_devices
 pass
