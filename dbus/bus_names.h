@@ -5,6 +5,7 @@
 #include <string>
 
 #include <fmt/format.h>
+#include <sdbus-c++/Types.h>
 
 namespace ublkd::bus {
 
@@ -13,6 +14,8 @@ inline constexpr const char* kRootPath = "/org/ublk";
 inline constexpr const char* kManagerPath = "/org/ublk/Manager";
 inline constexpr const char* kManagerInterface = "org.ublk.Manager";
 inline constexpr const char* kDeviceInterface = "org.ublk.Device";
+// One row of ListDevices: name, id, target, state, size in bytes, block device.
+using DeviceListRow = sdbus::Struct<std::string, uint32_t, std::string, std::string, uint64_t, std::string>;
 inline std::string devicePath(uint32_t id) { return fmt::format("/org/ublk/Device/{}", id); }
 
 }  // namespace ublkd::bus

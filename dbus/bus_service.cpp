@@ -7,6 +7,26 @@
 #include "log.h"
 
 namespace ublkd::bus {
+namespace {
+
+// Runs a mutating method: a refusal becomes its named error (and a journal warning); any other
+// exception becomes org.ublk.Error.Failed instead of unwinding through sd-bus.
+template <typename Body>
+void answeringErrors(std::string_view method, const std::string& name, Body&& body) {
+  try {
+    body();
+  } catch (const ServiceError& e) {
+    log::warning(fmt::format("{} '{}' refused: {}", method, name, e.what()), {{"DEVICE", name}});
+    throw toBusError(e);
+  } catch (const sdbus::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    log::error(fmt::format("{} '{}' failed: {}", method, name, e.what()), {{"DEVICE", name}});
+    throw toBusError(ServiceError(ErrorKind::Failed, e.what()));
+  }
+}
+
+}  // namespace
 
 DeviceObject::DeviceObject(sdbus::IConnection& connection, DeviceView view)
     : AdaptorInterfaces(connection, devicePath(view.id)), view_(std::move(view)) {
@@ -55,7 +75,7 @@ void BusService::requireRoot(std::string_view what) {
 
 void BusService::CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& result, std::string name,
                               std::string spec_json) {
-  try {
+  answeringErrors("CreateDevice", name, [&] {
     requireRoot("create devices");
     // Shared: the reply object is move-only and the Manager's callback must be copyable.
     auto reply = std::make_shared<sdbus::Result<uint32_t, sdbus::ObjectPath>>(std::move(result));
@@ -66,19 +86,11 @@ void BusService::CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& resul
         reply->returnResults(created->id, sdbus::ObjectPath(devicePath(created->id)));
       }
     });
-  } catch (const ServiceError& e) {
-    log::warning(fmt::format("CreateDevice '{}' refused: {}", name, e.what()), {{"DEVICE", name}});
-    throw toBusError(e);
-  } catch (const sdbus::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    log::error(fmt::format("CreateDevice '{}' failed: {}", name, e.what()), {{"DEVICE", name}});
-    throw toBusError(ServiceError(ErrorKind::Failed, e.what()));
-  }
+  });
 }
 
 void BusService::DeleteDevice(sdbus::Result<>&& result, std::string name) {
-  try {
+  answeringErrors("DeleteDevice", name, [&] {
     requireRoot("delete devices");
     auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
     manager_.remove(name, [reply](const ServiceError* error) {
@@ -88,20 +100,11 @@ void BusService::DeleteDevice(sdbus::Result<>&& result, std::string name) {
         reply->returnResults();
       }
     });
-  } catch (const ServiceError& e) {
-    log::warning(fmt::format("DeleteDevice '{}' refused: {}", name, e.what()), {{"DEVICE", name}});
-    throw toBusError(e);
-  } catch (const sdbus::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    log::error(fmt::format("DeleteDevice '{}' failed: {}", name, e.what()), {{"DEVICE", name}});
-    throw toBusError(ServiceError(ErrorKind::Failed, e.what()));
-  }
+  });
 }
 
-std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string, uint64_t, std::string>>
-BusService::ListDevices() {
-  std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string, uint64_t, std::string>> rows;
+std::vector<DeviceListRow> BusService::ListDevices() {
+  std::vector<DeviceListRow> rows;
   for (const DeviceView& d : manager_.list()) {
     rows.emplace_back(d.name, d.id, d.target, std::string(stateName(d.state)), d.sizeBytes, d.blockDevice());
   }

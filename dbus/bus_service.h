@@ -54,8 +54,7 @@ class BusService final : public sdbus::AdaptorInterfaces<org::ublk::Manager_adap
   void CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& result, std::string name,
                     std::string spec_json) override;
   void DeleteDevice(sdbus::Result<>&& result, std::string name) override;
-  std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string, uint64_t, std::string>> ListDevices()
-      override;
+  std::vector<DeviceListRow> ListDevices() override;
   std::string Version() override;
   std::vector<std::string> KernelFeatures() override { return kernelFeatures_; }
 

@@ -21,7 +21,7 @@ Client::Client(const std::string& address)
     : manager_(sdbus::createProxy(connect(address), kBusName, kManagerPath)), address_(address) {}
 
 std::vector<DeviceRow> Client::list() {
-  std::vector<sdbus::Struct<std::string, uint32_t, std::string, std::string, uint64_t, std::string>> rows;
+  std::vector<DeviceListRow> rows;
   manager_->callMethod("ListDevices").onInterface(kManagerInterface).withTimeout(kCallTimeout).storeResultsTo(rows);
   std::vector<DeviceRow> devices;
   for (const auto& r : rows) {

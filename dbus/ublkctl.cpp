@@ -11,9 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -25,6 +25,8 @@
 
 #include "client.h"
 #include "errors.h"
+#include "manager.h"
+#include "text_file.h"
 
 namespace {
 
@@ -93,15 +95,43 @@ std::string humanSize(uint64_t bytes) {
 }
 
 std::string readSpec(std::string_view path) {
-  std::stringstream text;
   if (path == "-") {
+    std::stringstream text;
     text << std::cin.rdbuf();
     return text.str();
   }
-  std::ifstream in{std::string(path)};
-  if (!in) throw UsageError(fmt::format("cannot read spec file {}: {}", path, std::strerror(errno)));
-  text << in.rdbuf();
-  return text.str();
+  try {
+    return ublkd::readTextFile(std::string(path));
+  } catch (const std::runtime_error& e) {
+    throw UsageError(fmt::format("spec file: {}", e.what()));
+  }
+}
+
+// A verb's arguments: at most one NAME, flags, and options that take a value.
+struct VerbArgs {
+  std::string name;
+  std::set<std::string_view> flags;
+  std::map<std::string_view, std::string_view> values;
+  bool has(std::string_view flag) const { return flags.contains(flag); }
+};
+
+VerbArgs parseVerbArgs(const Args& args, std::set<std::string_view> flags, std::set<std::string_view> valued = {},
+                       bool takesName = false) {
+  VerbArgs parsed;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (valued.contains(args[i]) && i + 1 < args.size()) {
+      parsed.values[args[i]] = args[i + 1];
+      ++i;
+    } else if (flags.contains(args[i])) {
+      parsed.flags.insert(args[i]);
+    } else if (takesName && parsed.name.empty() && !args[i].starts_with("-")) {
+      parsed.name = args[i];
+    } else {
+      throw UsageError(fmt::format("unexpected argument '{}'", args[i]));
+    }
+  }
+  if (takesName && parsed.name.empty()) throw UsageError("NAME is required");
+  return parsed;
 }
 
 const DeviceRow* findRow(const std::vector<DeviceRow>& rows, std::string_view name) {
@@ -112,11 +142,7 @@ const DeviceRow* findRow(const std::vector<DeviceRow>& rows, std::string_view na
 }
 
 int list(Client& client, const Args& args) {
-  bool json = false;
-  for (const auto arg : args) {
-    if (arg != "--json") throw UsageError(fmt::format("unexpected argument '{}'", arg));
-    json = true;
-  }
+  const bool json = parseVerbArgs(args, {"--json"}).has("--json");
   const auto rows = client.list();
   if (json) {
     nlohmann::json out = nlohmann::json::array();
@@ -133,7 +159,7 @@ int list(Client& client, const Args& args) {
   }
   fmt::print("{:<20} {:>4} {:<6} {:<9} {:>8} {}\n", "NAME", "ID", "TARGET", "STATE", "SIZE", "DEVICE");
   for (const auto& r : rows) {
-    const std::string id = r.id == UINT32_MAX ? "-" : std::to_string(r.id);
+    const std::string id = r.id == ublkd::kNoDeviceId ? "-" : std::to_string(r.id);
     fmt::print("{:<20} {:>4} {:<6} {:<9} {:>8} {}\n", r.name, id, r.target, r.state, humanSize(r.sizeBytes),
                r.blockDevice.empty() ? "-" : r.blockDevice);
   }
@@ -166,22 +192,11 @@ int watchUntilGone(Client& client, const std::string& name, std::atomic<int>& ou
 }
 
 int create(Client& client, const Args& args) {
-  std::string name;
-  std::string_view specFile;
-  bool watch = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--spec" && i + 1 < args.size()) {
-      specFile = args[++i];
-    } else if (args[i] == "--watch") {
-      watch = true;
-    } else if (name.empty() && !args[i].starts_with("-")) {
-      name = args[i];
-    } else {
-      throw UsageError(fmt::format("unexpected argument '{}'", args[i]));
-    }
-  }
-  if (name.empty() || specFile.empty()) throw UsageError("NAME and --spec FILE are required");
-  const std::string spec = readSpec(specFile);
+  const VerbArgs parsed = parseVerbArgs(args, {"--watch"}, {"--spec"}, true);
+  const std::string& name = parsed.name;
+  const bool watch = parsed.has("--watch");
+  if (!parsed.values.contains("--spec")) throw UsageError("--spec FILE is required");
+  const std::string spec = readSpec(parsed.values.at("--spec"));
 
   std::atomic<int> outcome = -1;
   if (watch) {
@@ -222,28 +237,18 @@ bool systemIsStopping() {
 }
 
 int remove(Client& client, const Args& args) {
-  std::string name;
+  const VerbArgs parsed = parseVerbArgs(args, {"--missing-ok", "--leave-busy-at-shutdown"}, {"--wait"}, true);
+  const std::string& name = parsed.name;
+  const bool missingOk = parsed.has("--missing-ok");
+  const bool leaveBusyAtShutdown = parsed.has("--leave-busy-at-shutdown");
   int waitSeconds = 0;
-  bool leaveBusyAtShutdown = false;
-  bool missingOk = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--leave-busy-at-shutdown") {
-      leaveBusyAtShutdown = true;
-    } else if (args[i] == "--missing-ok") {
-      missingOk = true;
-    } else if (args[i] == "--wait" && i + 1 < args.size()) {
-      const std::string_view value = args[++i];
-      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), waitSeconds);
-      if (ec != std::errc() || end != value.data() + value.size() || waitSeconds < 0) {
-        throw UsageError(fmt::format("--wait: '{}' is not a number of seconds", value));
-      }
-    } else if (name.empty() && !args[i].starts_with("-")) {
-      name = args[i];
-    } else {
-      throw UsageError(fmt::format("unexpected argument '{}'", args[i]));
+  if (const auto wait = parsed.values.find("--wait"); wait != parsed.values.end()) {
+    const std::string_view value = wait->second;
+    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), waitSeconds);
+    if (ec != std::errc() || end != value.data() + value.size() || waitSeconds < 0) {
+      throw UsageError(fmt::format("--wait: '{}' is not a number of seconds", value));
     }
   }
-  if (name.empty()) throw UsageError("NAME is required");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(waitSeconds);
   while (true) {
     try {
@@ -266,24 +271,15 @@ int remove(Client& client, const Args& args) {
 }
 
 int status(Client& client, const Args& args) {
-  std::string name;
-  bool json = false;
-  for (const auto arg : args) {
-    if (arg == "--json") {
-      json = true;
-    } else if (name.empty() && !arg.starts_with("-")) {
-      name = arg;
-    } else {
-      throw UsageError(fmt::format("unexpected argument '{}'", arg));
-    }
-  }
-  if (name.empty()) throw UsageError("NAME is required");
+  const VerbArgs parsed = parseVerbArgs(args, {"--json"}, {}, true);
+  const std::string& name = parsed.name;
+  const bool json = parsed.has("--json");
   const auto rows = client.list();
   const DeviceRow* row = findRow(rows, name);
   if (row == nullptr)
     throw sdbus::Error(ublkd::bus::errorName(ublkd::ErrorKind::NotFound), "no device named '" + name + "'");
   nlohmann::json out{{"Name", row->name}, {"State", row->state}, {"Target", row->target}};
-  if (row->id != UINT32_MAX) {
+  if (row->id != ublkd::kNoDeviceId) {
     for (const auto& [key, value] : client.deviceProperties(row->id)) {
       const std::string type = value.peekValueType();
       if (type == "s")
@@ -307,11 +303,7 @@ int status(Client& client, const Args& args) {
 }
 
 int features(Client& client, const Args& args) {
-  bool json = false;
-  for (const auto arg : args) {
-    if (arg != "--json") throw UsageError(fmt::format("unexpected argument '{}'", arg));
-    json = true;
-  }
+  const bool json = parseVerbArgs(args, {"--json"}).has("--json");
   const auto names = client.kernelFeatures();
   const std::string version = client.version();
   if (json) {

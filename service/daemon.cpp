@@ -7,8 +7,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <fmt/format.h>
@@ -22,6 +20,7 @@
 #include "feature_names.h"
 #include "log.h"
 #include "manager.h"
+#include "text_file.h"
 #include "throw_errno.h"
 #include "unique_fd.h"
 
@@ -35,19 +34,11 @@ struct DaemonOptions {
   std::filesystem::path runDir = "/run/ublkd";
 };
 
-std::string readText(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("cannot read {}", path.string()));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // Brings up every spec file; a bad one is logged with its file and never stops the others.
 void autostart(Manager& manager, const std::filesystem::path& specDir) {
   for (const auto& [name, file] : listSpecFiles(specDir)) {
     try {
-      manager.create(name, readText(file), [name, file](const DeviceView*, const ServiceError* error) {
+      manager.create(name, readTextFile(file), [name, file](const DeviceView*, const ServiceError* error) {
         if (error != nullptr) {
           log::error(fmt::format("{}: device {} did not start: {}", file.string(), name, error->what()),
                      {{"DEVICE", name}, {"CONFIG_FILE", file.string()}});
@@ -89,6 +80,10 @@ int serve(const DaemonOptions& options) {
   bus::BusService service(*connection, manager, ublk::featureNames(features));
   manager.adoptPrevious();
 
+  auto drainBus = [&] {
+    while (connection->processPendingRequest()) {
+    }
+  };
   int exitCode = 0;
   loop.setExternal({.prepare =
                         [&] {
@@ -100,8 +95,7 @@ int serve(const DaemonOptions& options) {
                     .dispatch =
                         [&] {
                           try {
-                            while (connection->processPendingRequest()) {
-                            }
+                            drainBus();
                           } catch (const sdbus::Error& e) {
                             log::error(fmt::format("lost the bus connection: {}", e.what()));
                             exitCode = 1;
@@ -125,8 +119,7 @@ int serve(const DaemonOptions& options) {
 
   sd_notify(0, "STOPPING=1\nSTATUS=exiting; devices stay served by their queue daemons");
   manager.detachAll();
-  while (connection->processPendingRequest()) {
-  }
+  drainBus();
   return exitCode;
 }
 

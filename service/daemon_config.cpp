@@ -2,28 +2,27 @@
 #include "daemon_config.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "device_spec.h"
+#include "text_file.h"
 
 namespace ublkd {
 
 DaemonConfig loadDaemonConfig(const std::filesystem::path& path) {
   DaemonConfig config;
-  std::ifstream in(path);
-  if (!in) {
-    if (!std::filesystem::exists(path)) return config;
-    throw SpecError("", fmt::format("cannot read {}", path.string()));
+  if (!std::filesystem::exists(path)) return config;
+  std::string text;
+  try {
+    text = readTextFile(path);
+  } catch (const std::runtime_error& e) {
+    throw SpecError("", e.what());
   }
-  std::stringstream text;
-  text << in.rdbuf();
   nlohmann::json doc;
   try {
-    doc = nlohmann::json::parse(text.str());
+    doc = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw SpecError("", fmt::format("invalid JSON at byte {}", e.byte));
   }

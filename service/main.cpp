@@ -12,8 +12,6 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +26,7 @@
 #include "serve_status.h"
 #include "server.h"
 #include "service_error.h"
+#include "text_file.h"
 
 namespace {
 
@@ -43,14 +42,6 @@ constexpr std::string_view kUsage =
     "  daemon     the service: claims org.ublk.Manager on the system bus (or ADDRESS) and\n"
     "             runs each device's queue daemon as a supervised 'ublkd serve' child.\n"
     "             Defaults: --config /etc/ublk/ublkd.json --spec-dir /etc/ublk.d --run-dir /run/ublkd\n";
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Exit codes of `ublkd serve`, by kind of failure: scripts and the supervisor can tell them apart.
 int exitCodeFor(ublkd::ErrorKind kind) {
@@ -113,7 +104,7 @@ int runServe(const std::vector<std::string_view>& args) {
   std::signal(SIGPIPE, SIG_IGN);
   StatusFd status(statusFd);
   try {
-    ublkd::DeviceSpec spec = ublkd::parseDeviceSpec(readFile(specPath));
+    ublkd::DeviceSpec spec = ublkd::parseDeviceSpec(ublkd::readTextFile(specPath));
     ublkd::checkBacking(spec);
     return ublkd::Server(std::move(spec), [&](uint32_t id) { status.send(ublkd::ServeStatus::ready(id)); }).run();
   } catch (const std::exception& e) {

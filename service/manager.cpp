@@ -16,6 +16,7 @@
 #include "device_spec.h"
 #include "log.h"
 #include "serve_status.h"
+#include "text_file.h"
 
 namespace ublkd {
 
@@ -233,12 +234,11 @@ void Manager::removeFiles(const DeviceView& view) {
   if (view.id != kNoDeviceId) fs::remove(udevPath(view.id), ignored);
 }
 
-bool Manager::kernelDeviceExists(uint32_t id) {
+std::optional<ublk::abi::DevInfo> Manager::kernelDeviceInfo(uint32_t id) {
   try {
-    control_.getDeviceInfo(id);
-    return true;
+    return control_.getDeviceInfo(id);
   } catch (const std::system_error& e) {
-    if (e.code().value() == ENODEV || e.code().value() == ENOENT) return false;
+    if (e.code().value() == ENODEV || e.code().value() == ENOENT) return std::nullopt;
     throw;
   }
 }
@@ -247,7 +247,7 @@ bool Manager::kernelDeviceExists(uint32_t id) {
 // device is deleted; DEL_DEV_ASYNC (6.9+) does not wait for the last opener to close it.
 void Manager::removeKernelDevice(uint32_t id, const std::string& name) {
   try {
-    if (!kernelDeviceExists(id)) return;
+    if (!kernelDeviceInfo(id)) return;
     control_.stopDevice(id);
     try {
       control_.deleteDeviceAsync(id);
@@ -389,8 +389,7 @@ void Manager::adoptPrevious() {
     std::string name;
     uint32_t id = kNoDeviceId;
     try {
-      std::ifstream in(entry.path());
-      const nlohmann::json record = nlohmann::json::parse(in);
+      const nlohmann::json record = nlohmann::json::parse(readTextFile(entry.path()));
       name = record.at("name").get<std::string>();
       id = record.at("id").get<uint32_t>();
       const pid_t pid = record.at("pid").get<pid_t>();
@@ -400,7 +399,8 @@ void Manager::adoptPrevious() {
       device->view.specJson = record.at("spec").get<std::string>();
       device->view.target = targetName(parseDeviceSpec(device->view.specJson).target);
       // The process must still be the device's server: a pid alone may have been reused.
-      const bool served = kernelDeviceExists(id) && control_.getDeviceInfo(id).ublksrv_pid == pid;
+      const auto info = kernelDeviceInfo(id);
+      const bool served = info && info->ublksrv_pid == pid;
       device->child = served ? ChildProcess::adopt(pid) : std::nullopt;
       if (!device->child) {
         log::warning(fmt::format("device {}: its queue daemon (pid {}) is gone; removing /dev/ublkb{}", name, pid, id),

@@ -98,7 +98,7 @@ class Manager {
   void becameLive(Managed& device, uint32_t id);
   void finishRemoval(const std::string& name, const std::string& reason);
   void removeKernelDevice(uint32_t id, const std::string& name);
-  bool kernelDeviceExists(uint32_t id);
+  std::optional<ublk::abi::DevInfo> kernelDeviceInfo(uint32_t id);  // nullopt: no such device
   void fillFromKernel(DeviceView& view);
   void writeRecord(const Managed& device);
   void removeFiles(const DeviceView& view);

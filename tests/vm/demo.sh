@@ -16,7 +16,6 @@ wait_for_link disk0
 systemctl status --no-pager ublk@disk0 | head -n 5
 ublkctl list
 step "mkfs.ext4, mount, write a file, read it back"
-modprobe crc32c_generic 2>/dev/null || true
 mkfs.ext4 -q /dev/ublk/by-name/disk0
 mount /dev/ublk/by-name/disk0 /mnt/disk0
 head -c 16M /dev/urandom >/var/tmp/file

@@ -118,10 +118,21 @@ expect_no_devices() {
   ! pgrep -f 'ublkd serve' >/dev/null || fail "queue daemons left behind: $(pgrep -af 'ublkd serve')"
 }
 
+# wait_until SECONDS COMMAND...: polls COMMAND every 0.2 s until it succeeds; non-zero if it never
+# did within SECONDS (the caller then fails with what it expected).
+wait_until() {
+  local tries=$(($1 * 5)) i
+  shift
+  for ((i = 0; i < tries; i++)); do "$@" && return 0; sleep 0.2; done
+  return 1
+}
+
+# ublk_state NAME: the device's state as ublkd reports it (live, failed, ...), or nothing.
+ublk_state() { ublkctl status "$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["State"])' 2>/dev/null; }
+
 # wait_for_link NAME: /dev/ublk/by-name/NAME appears within 10 s.
 wait_for_link() {
-  local i
   udevadm settle --timeout=10 || true
-  for i in $(seq 50); do [ -e "/dev/ublk/by-name/$1" ] && return 0; sleep 0.2; done
-  fail "/dev/ublk/by-name/$1 did not appear: $(ls -l /dev/ublk/by-name 2>&1)"
+  wait_until 10 test -e "/dev/ublk/by-name/$1" ||
+    fail "/dev/ublk/by-name/$1 did not appear: $(ls -l /dev/ublk/by-name 2>&1)"
 }

@@ -14,10 +14,11 @@ step "autostart: every valid spec comes up with ublkd; the bad one is logged and
 echo '{"autostart": true}' >/etc/ublk/ublkd.json
 defer 'echo "{\"autostart\": false}" >/etc/ublk/ublkd.json'
 systemctl start ublkd
-for i in $(seq 100); do [ "$(ublkctl list --json | python3 -c 'import json,sys; print(sum(d["state"]=="live" for d in json.load(sys.stdin)))')" = 2 ] && break; sleep 0.2; done
+both_live() { [ "$(ublk_state a)" = live ] && [ "$(ublk_state b)" = live ]; }
+wait_until 20 both_live || true
 ublkctl list
-ublkctl status a | grep -q 'State: live' || fail "a is not live"
-ublkctl status b | grep -q 'State: live' || fail "b is not live"
+[ "$(ublk_state a)" = live ] || fail "a is not live"
+[ "$(ublk_state b)" = live ] || fail "b is not live"
 ! ublkctl status bad >/dev/null 2>&1 || fail "the invalid spec was brought up"
 journalctl -b --no-pager CONFIG_FILE=/etc/ublk.d/bad.json -o cat | grep -q '/queues' ||
   fail "the journal does not name bad.json and /queues"
@@ -42,9 +43,9 @@ fio_verify /dev/ublk/by-name/a --size=16M
 step "a queue daemon killed for good fails ublk@a and removes its device"
 dev=$(readlink -f /dev/ublk/by-name/a)
 pkill -KILL -f 'ublkd serve --spec /run/ublkd/devices/a.spec.json'
-for i in $(seq 100); do systemctl is-failed --quiet ublk@a && break; sleep 0.2; done
+wait_until 20 systemctl is-failed --quiet ublk@a || true
 systemctl is-failed --quiet ublk@a || fail "ublk@a is $(systemctl is-active ublk@a) after its queue daemon died"
-for i in $(seq 50); do [ ! -e "$dev" ] && break; sleep 0.2; done
+wait_until 10 test ! -e "$dev" || true
 [ ! -e "$dev" ] || fail "$dev still exists after its queue daemon died"
 journalctl -b --no-pager DEVICE=a -o cat | grep -q 'killed by SIGKILL' || fail "the journal does not say why a failed"
 systemctl reset-failed ublk@a
@@ -53,7 +54,7 @@ step "the unit starts again afterwards; a device deleted by hand leaves it inact
 systemctl start ublk@a
 wait_for_link a
 ublkctl delete a
-for i in $(seq 50); do systemctl is-active --quiet ublk@a || break; sleep 0.2; done
+wait_until 10 test "$(systemctl is-active ublk@a)" != active || true
 systemctl stop ublk@a
 ! systemctl is-failed --quiet ublk@a || fail "ublk@a failed after a delete by hand"
 
@@ -61,11 +62,11 @@ step "a failed device keeps its name only: the next device may take its kernel i
 echo '{"target":"null","size":"64M"}' >/var/tmp/null.json
 ublkctl create x --spec /var/tmp/null.json
 pkill -KILL -f 'ublkd serve --spec /run/ublkd/devices/x.spec.json'
-for i in $(seq 50); do ublkctl status x | grep -q 'State: failed' && break; sleep 0.2; done
-ublkctl status x | grep -q 'State: failed' || fail "x is not failed: $(ublkctl status x)"
+wait_until 10 test "$(ublk_state x)" = failed || true
+[ "$(ublk_state x)" = failed ] || fail "x is not failed: $(ublkctl status x)"
 ublkctl create y --spec /var/tmp/null.json || fail "cannot create a device after a failed one"
 ublkctl list
-ublkctl status y | grep -q 'State: live' || fail "y is not live"
+[ "$(ublk_state y)" = live ] || fail "y is not live"
 ublkctl delete x
 ublkctl delete y
 expect_no_devices

@@ -32,7 +32,7 @@ objects=$(busctl call org.ublk.Manager /org/ublk org.freedesktop.DBus.ObjectMana
 grep -q "/org/ublk/Device/$id" <<<"$objects" || fail "ObjectManager does not list the device"
 ublkctl list
 ublkctl list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert [x["name"] for x in d]==["disk0"], d'
-ublkctl status disk0 | grep -q 'State: live' || fail "ublkctl status: $(ublkctl status disk0)"
+[ "$(ublk_state disk0)" = live ] || fail "ublkctl status: $(ublkctl status disk0)"
 features=$(busctl get-property org.ublk.Manager /org/ublk/Manager org.ublk.Manager KernelFeatures)
 expect_contains "$features" CMD_IOCTL_ENCODE
 

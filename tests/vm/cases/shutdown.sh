@@ -7,8 +7,6 @@ source "$(dirname "$0")/../lib.sh"
 mkdir -p /var/lib/ublk /etc/ublk.d /mnt/disk0
 truncate -s 256M /var/lib/ublk/disk0.img
 echo '{"target":"loop","path":"/var/lib/ublk/disk0.img"}' >/etc/ublk.d/disk0.json
-modprobe crc32c_generic 2>/dev/null || true
-modprobe crc32c 2>/dev/null || true
 
 step "ext4 mounted on ublk@disk0, with writes in flight"
 systemctl start ublk@disk0

@@ -20,8 +20,6 @@ echo "  /dev/ublk/by-name/disk0 -> $dev"
 [ -b "$dev" ] || fail "$dev is not a block device"
 
 step "mkfs, mount, write, remount, checksums"
-modprobe crc32c_generic 2>/dev/null || true
-modprobe crc32c 2>/dev/null || true
 mkfs.ext4 -q /dev/ublk/by-name/disk0
 mkdir -p /mnt/disk0
 mount /dev/ublk/by-name/disk0 /mnt/disk0
