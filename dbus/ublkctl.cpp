@@ -366,8 +366,8 @@ int main(int argc, char** argv) {
     if (const auto kind = ublkd::bus::kindOfBusError(e.getName())) return ublkd::bus::exitCode(*kind);
     const std::string_view name = e.getName();
     if (name == "org.freedesktop.DBus.Error.ServiceUnknown" || name == "org.freedesktop.DBus.Error.NoReply" ||
-        name == "org.freedesktop.DBus.Error.NameHasNoOwner" || name.starts_with("org.freedesktop.DBus.Error.Spawn") ||
-        name.starts_with("System.Error.")) {
+        name == "org.freedesktop.DBus.Error.FileNotFound" || name == "org.freedesktop.DBus.Error.NameHasNoOwner" ||
+        name.starts_with("org.freedesktop.DBus.Error.Spawn") || name.starts_with("System.Error.")) {
       return kUnreachable;
     }
     return 1;

@@ -92,6 +92,16 @@ void ControlDevice::deleteDeviceAsync(uint32_t devId) {
   execute("DEL_DEV_ASYNC", abi::cmd::kDelDevAsync, {.dev_id = devId});
 }
 
+void ControlDevice::deleteDeviceWithoutWaiting(uint32_t devId) {
+  try {
+    deleteDeviceAsync(devId);
+  } catch (const std::system_error& e) {
+    // Kernels before 6.9 do not know the command.
+    if (e.code().value() != EOPNOTSUPP && e.code().value() != EINVAL) throw;
+    deleteDevice(devId);
+  }
+}
+
 void ControlDevice::startUserRecovery(uint32_t devId) {
   execute("START_USER_RECOVERY", abi::cmd::kStartUserRecovery, {.dev_id = devId}, BusyIs::Transient);
 }

@@ -47,6 +47,8 @@ class ControlDevice {
   // DEL_DEV waits for the last reference to the device; DEL_DEV_ASYNC (6.9+) does not.
   void deleteDevice(uint32_t devId);
   void deleteDeviceAsync(uint32_t devId);
+  // DEL_DEV_ASYNC, or DEL_DEV on kernels without it.
+  void deleteDeviceWithoutWaiting(uint32_t devId);
   // START_USER_RECOVERY retries EBUSY (the old server's release is still running) within the deadline.
   void startUserRecovery(uint32_t devId);
   void endUserRecovery(uint32_t devId, pid_t pid);

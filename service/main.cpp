@@ -66,11 +66,15 @@ class StatusFd {
   ~StatusFd() {
     if (fd_ >= 0) ::close(fd_);
   }
+  // A supervisor that went away must not take the device with it: EPIPE is ignored.
   void send(const std::string& line) {
-    if (fd_ < 0) return;
-    // A supervisor that went away must not take the device with it: EPIPE is ignored.
-    [[maybe_unused]] const ssize_t n = ::write(fd_, line.data(), line.size());
-    ::close(fd_);
+    if (fd_ >= 0) [[maybe_unused]]
+      const ssize_t n = ::write(fd_, line.data(), line.size());
+  }
+  // The last line: ready or failed.
+  void finish(const std::string& line) {
+    send(line);
+    if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
 
@@ -106,7 +110,10 @@ int runServe(const std::vector<std::string_view>& args) {
   try {
     ublkd::DeviceSpec spec = ublkd::parseDeviceSpec(ublkd::readTextFile(specPath));
     ublkd::checkBacking(spec);
-    return ublkd::Server(std::move(spec), [&](uint32_t id) { status.send(ublkd::ServeStatus::ready(id)); }).run();
+    return ublkd::Server(std::move(spec),
+                         {.onAdded = [&](uint32_t id) { status.send(ublkd::ServeStatus::added(id)); },
+                          .onReady = [&](uint32_t id) { status.finish(ublkd::ServeStatus::ready(id)); }})
+        .run();
   } catch (const std::exception& e) {
     const ublkd::ErrorKind kind = ublkd::classify(e);
     if (kind == ublkd::ErrorKind::InvalidSpec) {
@@ -114,7 +121,7 @@ int runServe(const std::vector<std::string_view>& args) {
     } else {
       fmt::print(stderr, "ublkd serve: {}\n", e.what());
     }
-    status.send(ublkd::ServeStatus::failed(kind, e.what()));
+    status.finish(ublkd::ServeStatus::failed(kind, e.what()));
     return exitCodeFor(kind);
   }
 }

@@ -25,8 +25,10 @@ namespace fs = std::filesystem;
 struct Manager::Managed {
   DeviceView view;
   std::optional<ChildProcess> child;
-  std::string statusLine;
-  std::optional<ServeStatus> status;  // what the queue daemon reported, once it did
+  std::string statusLine;             // status pipe bytes not yet parsed
+  std::optional<uint32_t> addedId;    // the kernel device, once ADD_DEV made it
+  std::optional<ServeStatus> status;  // the queue daemon's last word: ready or failed
+  bool timedOut = false;              // not ready in time: a late "ready" does not count
   EventLoop::TimerId deadline = 0;
   CreateDone onCreated;
   std::vector<DeleteDone> onDeleted;
@@ -139,10 +141,7 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
     log::error(
         fmt::format("device {}: queue daemon not ready after {} s; killing it", name, options_.startTimeout.count()),
         {{"DEVICE", name}});
-    it->second->status = ServeStatus{
-        .readyId = std::nullopt,
-        .failure = ErrorKind::Failed,
-        .message = fmt::format("the queue daemon was not ready within {} s", options_.startTimeout.count())};
+    it->second->timedOut = true;
     it->second->child->signal(SIGKILL);
   });
   log::info(fmt::format("device {}: starting {} queue daemon (pid {})", name, ref.view.target, ref.child->pid()),
@@ -162,16 +161,22 @@ void Manager::onStatusReadable(const std::string& name) {
   char buffer[512];
   const ssize_t n = ::read(device.child->statusFd(), buffer, sizeof(buffer));
   if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
-  if (n > 0) {
-    device.statusLine.append(buffer, static_cast<size_t>(n));
-    if (device.statusLine.find('\n') == std::string::npos && device.statusLine.size() < 4096) return;
+  if (n > 0) device.statusLine.append(buffer, static_cast<size_t>(n));
+  for (size_t end; !device.status && (end = device.statusLine.find('\n')) != std::string::npos;) {
+    const ServeStatus status = ServeStatus::parse(std::string_view(device.statusLine).substr(0, end));
+    device.statusLine.erase(0, end + 1);
+    if (status.addedId) {
+      device.addedId = status.addedId;
+    } else {
+      device.status = status;
+    }
   }
-  // A whole line, or end of file (the daemon exits without a word): the pipe has served.
+  // The last word, end of file (the daemon exited), or garbage that never ends a line.
+  if (!device.status && n > 0 && device.statusLine.size() < 4096) return;
   loop_.unwatch(device.child->statusFd());
   device.child->closeStatus();
-  if (device.statusLine.empty()) return;
-  device.status = ServeStatus::parse(device.statusLine);
-  if (device.status->readyId && device.view.state == DeviceState::Starting) {
+  if (!device.status && !device.statusLine.empty()) device.status = ServeStatus::parse(device.statusLine);
+  if (device.status && device.status->readyId && device.view.state == DeviceState::Starting && !device.timedOut) {
     becameLive(device, *device.status->readyId);
   }
 }
@@ -249,12 +254,7 @@ void Manager::removeKernelDevice(uint32_t id, const std::string& name) {
   try {
     if (!kernelDeviceInfo(id)) return;
     control_.stopDevice(id);
-    try {
-      control_.deleteDeviceAsync(id);
-    } catch (const std::system_error& e) {
-      if (e.code().value() != EOPNOTSUPP && e.code().value() != EINVAL) throw;
-      control_.deleteDevice(id);
-    }
+    control_.deleteDeviceWithoutWaiting(id);
   } catch (const std::exception& e) {
     log::error(fmt::format("device {}: cannot remove /dev/ublkb{}: {}", name, id, e.what()), {{"DEVICE", name}});
   }
@@ -263,13 +263,8 @@ void Manager::removeKernelDevice(uint32_t id, const std::string& name) {
 void Manager::onChildExit(const std::string& name) {
   Managed& device = *devices_.at(name);
   loop_.unwatch(device.child->pidfd());
-  if (device.child->statusFd() >= 0) {
-    onStatusReadable(name);  // a status written just before exiting is still in the pipe
-    if (device.child->statusFd() >= 0) {
-      loop_.unwatch(device.child->statusFd());
-      device.child->closeStatus();
-    }
-  }
+  // What the daemon wrote before it exited is still in the pipe; the pipe ends with it.
+  while (device.child->statusFd() >= 0) onStatusReadable(name);
   ChildProcess::Exit exit;
   try {
     exit = device.child->reap();
@@ -281,10 +276,14 @@ void Manager::onChildExit(const std::string& name) {
     case DeviceState::Starting: {
       loop_.cancel(device.deadline);
       const ServiceError error =
-          device.status && !device.status->readyId
+          device.timedOut ? ServiceError(ErrorKind::Failed, fmt::format("the queue daemon was not ready within {} s",
+                                                                        options_.startTimeout.count()))
+          : device.status && !device.status->readyId
               ? ServiceError(device.status->failure, device.status->message)
               : ServiceError(ErrorKind::Failed,
                              fmt::format("the queue daemon {} before the device was ready", exit.describe()));
+      // A daemon that failed cleanly removed its device; one that was killed or crashed did not.
+      if (device.addedId) removeKernelDevice(*device.addedId, name);
       log::error(fmt::format("device {}: cannot create it: {}", name, error.what()),
                  {{"DEVICE", name}, {"TARGET", view.target}});
       CreateDone done = std::move(device.onCreated);

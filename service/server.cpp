@@ -209,7 +209,8 @@ class Device {
     }
     for (auto& t : threads_) t.join();
     charFd_.reset();
-    attempt("DEL_DEV", [this] { control_.deleteDevice(id()); });
+    // Without waiting: a reader that still holds /dev/ublkbN open must not hold up our exit.
+    attempt("DEL_DEV", [this] { control_.deleteDeviceWithoutWaiting(id()); });
   }
 
   ublk::ControlDevice& control_;
@@ -247,6 +248,7 @@ int Server::run() {
                          .dev_id = UINT32_MAX,
                          .flags = wantedFlags(spec_, features) | dataPathFlags(target->preferredDataPath(), features)});
   Device device(control, granted, grantedDataPath(target->preferredDataPath(), granted.flags));
+  if (events_.onAdded) events_.onAdded(device.id());
   if (granted.nr_hw_queues != spec_.queues || granted.queue_depth != spec_.depth) {
     fmt::print(stderr, "ublkd serve: device {}: the kernel granted {} queues of depth {} (asked {} of {})\n",
                device.id(), granted.nr_hw_queues, granted.queue_depth, spec_.queues, spec_.depth);
@@ -258,7 +260,7 @@ int Server::run() {
 
   fmt::print("/dev/ublkb{}\n", device.id());
   std::fflush(stdout);
-  if (onReady_) onReady_(device.id());
+  if (events_.onReady) events_.onReady(device.id());
 
   int signal = 0;
   sigwait(&signals, &signal);

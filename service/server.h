@@ -12,15 +12,18 @@ namespace ublkd {
 
 class Server {
  public:
-  // onReady runs once the device is live, with its id.
-  explicit Server(DeviceSpec spec, std::function<void(uint32_t)> onReady = {})
-      : spec_(std::move(spec)), onReady_(std::move(onReady)) {}
+  // onAdded runs once ADD_DEV gave the device its id; onReady once the device is live.
+  struct Events {
+    std::function<void(uint32_t)> onAdded;
+    std::function<void(uint32_t)> onReady;
+  };
+  explicit Server(DeviceSpec spec, Events events = {}) : spec_(std::move(spec)), events_(std::move(events)) {}
   // Returns the process exit code; throws (after cleaning up) when setup fails.
   int run();
 
  private:
   DeviceSpec spec_;
-  std::function<void(uint32_t)> onReady_;
+  Events events_;
 };
 
 }  // namespace ublkd

@@ -16,6 +16,13 @@ TEST(ServeStatus, ReadyRoundTrips) {
   EXPECT_EQ(*status.readyId, 17u);
 }
 
+TEST(ServeStatus, AddedRoundTripsAndIsNotTheLastWord) {
+  const ServeStatus status = ServeStatus::parse(ServeStatus::added(3));
+  ASSERT_TRUE(status.addedId.has_value());
+  EXPECT_EQ(*status.addedId, 3u);
+  EXPECT_FALSE(status.readyId.has_value());
+}
+
 TEST(ServeStatus, FailureKeepsKindAndMessageOnOneLine) {
   const ServeStatus status =
       ServeStatus::parse(ServeStatus::failed(ErrorKind::KernelUnsupported, "ADD_DEV: no\nsecond line"));
@@ -25,7 +32,7 @@ TEST(ServeStatus, FailureKeepsKindAndMessageOnOneLine) {
 }
 
 TEST(ServeStatus, GarbageIsAFailureQuotingTheLine) {
-  for (const char* line : {"", "ready", "ready x", "ready 12x", "failed Nonsense oops", "hello"}) {
+  for (const char* line : {"", "ready", "ready x", "ready 12x", "added", "added -1", "failed Nonsense oops", "hello"}) {
     const ServeStatus status = ServeStatus::parse(line);
     EXPECT_FALSE(status.readyId.has_value()) << line;
     EXPECT_EQ(status.failure, ErrorKind::Failed) << line;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Description: bad CreateDevice input gets the right named error, creates nothing, and leaves
 # ublkd serving its other device while fio runs on it: invalid JSON, an unknown key, a missing
-# backing file, a duplicate name, absurd sizes/queues/depths, a bad name, and a non-root caller.
+# backing file, a duplicate name, absurd sizes/queues/depths, a bad name, a non-root caller, and a
+# queue daemon that dies before its device is ready.
 source "$(dirname "$0")/../lib.sh"
 
 step "a device with I/O running on it"
@@ -46,6 +47,21 @@ setpriv --reuid=nobody --regid=nogroup --clear-groups ublkctl delete good 2>/var
 [ "$rc" -eq 8 ] || fail "non-root ublkctl delete exited $rc, expected 8: $(cat /var/tmp/err)"
 setpriv --reuid=nobody --regid=nogroup --clear-groups ublkctl list | grep -q good ||
   fail "a non-root user cannot list devices"
+
+step "a queue daemon killed before its device is ready leaves no device behind"
+# The scheduler is set after START_DEV: a kyber that takes forever to load holds the daemon there.
+echo "install kyber-iosched /bin/sleep 600" >/etc/modprobe.d/ublkvm-slow-kyber.conf
+defer rm -f /etc/modprobe.d/ublkvm-slow-kyber.conf
+defer "pkill -f 'sleep 600'"
+ublk_call CreateDevice string:slow 'string:{"target":"null","size":"1G","scheduler":"kyber"}' >/var/tmp/slow.out &
+call=$!
+new_device_exists() { [ "$(ublk_devices)" != "$before" ]; }
+wait_until 30 new_device_exists || fail "the slow device never reached START_DEV"
+pkill -KILL -f 'ublkd serve --spec /run/ublkd/devices/slow.spec.json'
+wait "$call" && fail "CreateDevice of a killed daemon succeeded"
+grep -q "^Error org.ublk.Error.Failed" /var/tmp/slow.out || fail "expected Failed: $(cat /var/tmp/slow.out)"
+echo "  $(cat /var/tmp/slow.out)"
+wait_until 10 test "$(ublk_devices)" = "$before" || fail "left behind: $(ublk_devices)"
 
 step "nothing was created, and the good device kept serving"
 [ "$(ublk_devices)" = "$before" ] || fail "devices changed: $before -> $(ublk_devices)"
