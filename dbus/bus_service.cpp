@@ -41,8 +41,9 @@ DeviceObject::~DeviceObject() {
 
 void DeviceObject::update(const DeviceView& view) {
   view_ = view;
-  getObject().emitPropertiesChangedSignal(org::ublk::Device_adaptor::INTERFACE_NAME,
-                                          {"State", "Size", "Queues", "Depth", "BlockDevice", "CharDevice"});
+  getObject().emitPropertiesChangedSignal(
+      org::ublk::Device_adaptor::INTERFACE_NAME,
+      {"State", "Size", "Queues", "Depth", "BlockDevice", "CharDevice", "RestartCount", "LastExitReason"});
 }
 
 BusService::BusService(sdbus::IConnection& connection, Manager& manager, std::vector<std::string> kernelFeatures)
@@ -89,17 +90,33 @@ void BusService::CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& resul
   });
 }
 
+namespace {
+
+// The Manager's callback for a method without results; shared because the reply is move-only.
+auto replyWhenDone(sdbus::Result<>&& result) {
+  auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
+  return [reply](const ServiceError* error) {
+    if (error != nullptr) {
+      reply->returnError(toBusError(*error));
+    } else {
+      reply->returnResults();
+    }
+  };
+}
+
+}  // namespace
+
 void BusService::DeleteDevice(sdbus::Result<>&& result, std::string name) {
   answeringErrors("DeleteDevice", name, [&] {
     requireRoot("delete devices");
-    auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
-    manager_.remove(name, [reply](const ServiceError* error) {
-      if (error != nullptr) {
-        reply->returnError(toBusError(*error));
-      } else {
-        reply->returnResults();
-      }
-    });
+    manager_.remove(name, replyWhenDone(std::move(result)));
+  });
+}
+
+void BusService::RestartDevice(sdbus::Result<>&& result, std::string name) {
+  answeringErrors("RestartDevice", name, [&] {
+    requireRoot("restart devices");
+    manager_.restart(name, replyWhenDone(std::move(result)));
   });
 }
 

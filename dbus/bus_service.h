@@ -35,6 +35,8 @@ class DeviceObject final : public sdbus::AdaptorInterfaces<org::ublk::Device_ada
   uint16_t Depth() override { return view_.depth; }
   std::string BlockDevice() override { return view_.blockDevice(); }
   std::string CharDevice() override { return view_.charDevice(); }
+  uint32_t RestartCount() override { return view_.restartCount; }
+  std::string LastExitReason() override { return view_.lastExitReason; }
   std::string Spec() override { return view_.specJson; }
 
   DeviceView view_;
@@ -54,6 +56,7 @@ class BusService final : public sdbus::AdaptorInterfaces<org::ublk::Manager_adap
   void CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& result, std::string name,
                     std::string spec_json) override;
   void DeleteDevice(sdbus::Result<>&& result, std::string name) override;
+  void RestartDevice(sdbus::Result<>&& result, std::string name) override;
   std::vector<DeviceListRow> ListDevices() override;
   std::string Version() override;
   std::vector<std::string> KernelFeatures() override { return kernelFeatures_; }

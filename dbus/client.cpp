@@ -45,6 +45,10 @@ void Client::remove(const std::string& name) {
   manager_->callMethod("DeleteDevice").onInterface(kManagerInterface).withTimeout(kCallTimeout).withArguments(name);
 }
 
+void Client::restart(const std::string& name) {
+  manager_->callMethod("RestartDevice").onInterface(kManagerInterface).withTimeout(kCallTimeout).withArguments(name);
+}
+
 std::map<std::string, sdbus::Variant> Client::deviceProperties(uint32_t id) {
   auto device = sdbus::createProxy(connect(address_), kBusName, devicePath(id));
   std::map<std::string, sdbus::Variant> properties;

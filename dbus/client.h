@@ -31,6 +31,8 @@ class Client {
   // Returns the new device's id.
   uint32_t create(const std::string& name, const std::string& specJson);
   void remove(const std::string& name);
+  // Returns once a new queue daemon serves the device.
+  void restart(const std::string& name);
   std::map<std::string, sdbus::Variant> deviceProperties(uint32_t id);
   std::vector<std::string> kernelFeatures();
   std::string version();

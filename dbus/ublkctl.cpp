@@ -44,6 +44,7 @@ constexpr std::string_view kUsage =
     "  create NAME --spec FILE [--watch]      create a device from a spec file ('-' reads stdin)\n"
     "  delete NAME [--wait SECONDS] [--missing-ok] [--leave-busy-at-shutdown]\n"
     "                                         stop and remove a device\n"
+    "  restart NAME                           replace a device's queue daemon without I/O errors\n"
     "  status NAME [--json]                   one device's properties\n"
     "  features [--json]                      the kernel's ublk features, as ublkd sees them\n"
     "  VERB --help                            help on one verb\n"
@@ -60,8 +61,9 @@ const std::map<std::string_view, std::string_view> kVerbHelp = {
      "usage: ublkctl create NAME --spec FILE [--watch]\n"
      "Creates device NAME from the device spec in FILE (see /usr/share/doc/ublkd/examples) and\n"
      "prints its block device once it is live. With --watch, stays in the foreground until the\n"
-     "device is removed (exit 0) or fails (exit 1), telling systemd READY=1 once it is live and\n"
-     "its /dev/ublk/by-name link exists: this is how ublk@.service runs.\n"},
+     "device is deleted (exit 0), or fails or is removed for another reason (exit 1), telling\n"
+     "systemd READY=1 once it is live and its /dev/ublk/by-name link exists: this is how\n"
+     "ublk@.service runs. A queue daemon that dies and is recovered does not end the watch.\n"},
     {"delete",
      "usage: ublkctl delete NAME [--wait SECONDS] [--missing-ok] [--leave-busy-at-shutdown]\n"
      "Stops and removes device NAME. A device in use (mounted, or held by another device) is\n"
@@ -69,10 +71,15 @@ const std::map<std::string_view, std::string_view> kVerbHelp = {
      "--missing-ok: a device that does not exist is success.\n"
      "--leave-busy-at-shutdown (ublk@.service's ExecStop): while the system shuts down, a device\n"
      "in use is left to its queue daemon, which serves it until after filesystems are unmounted.\n"},
+    {"restart",
+     "usage: ublkctl restart NAME\n"
+     "Planned handover: device NAME's queue daemon quiesces the device and exits, and a new one\n"
+     "takes it over through user recovery. I/O waits meanwhile; none fails. Needs a kernel with\n"
+     "UBLK_F_QUIESCE (Linux 6.16 or newer; exit code 7 without it).\n"},
     {"status",
      "usage: ublkctl status NAME [--json]\n"
      "Prints the properties of device NAME: Name, Id, Target, State, Size, Queues, Depth,\n"
-     "BlockDevice, CharDevice and Spec.\n"},
+     "BlockDevice, CharDevice, RestartCount, LastExitReason and Spec.\n"},
     {"features",
      "usage: ublkctl features [--json]\n"
      "Prints ublkd's version and the ublk features of the running kernel, decoded.\n"},
@@ -174,7 +181,8 @@ void waitForLink(const std::string& name) {
   if (!std::filesystem::exists(link)) fmt::print(stderr, "ublkctl create: warning: {} did not appear\n", link.string());
 }
 
-// Blocks until the device is removed (0) or failed (1); SIGTERM/SIGINT end the watch with 0.
+// Blocks until the device is deleted (0), or failed or removed otherwise (1); SIGTERM/SIGINT end
+// the watch with 0.
 int watchUntilGone(Client& client, const std::string& name, std::atomic<int>& outcome) {
   sigset_t stop;
   sigemptyset(&stop);
@@ -201,7 +209,8 @@ int create(Client& client, const Args& args) {
   std::atomic<int> outcome = -1;
   if (watch) {
     client.watch(name, [&outcome](const std::string& kind, const std::string& detail) {
-      if (kind == "removed") outcome = 0;
+      // Any other reason is the queue daemon's end on a device without recovery.
+      if (kind == "removed") outcome = detail == "deleted" ? 0 : 1;
       if (kind == "state" && detail == "failed") outcome = 1;
     });
   }
@@ -218,7 +227,9 @@ int create(Client& client, const Args& args) {
     try {
       client.remove(name);
     } catch (const sdbus::Error& e) {
-      fmt::print(stderr, "ublkctl create: cannot remove the failed device {}: {}\n", name, e.getMessage());
+      if (ublkd::bus::kindOfBusError(e.getName()) != ublkd::ErrorKind::NotFound) {
+        fmt::print(stderr, "ublkctl create: cannot remove the failed device {}: {}\n", name, e.getMessage());
+      }
     }
   }
   return rc;
@@ -268,6 +279,12 @@ int remove(Client& client, const Args& args) {
       std::this_thread::sleep_for(200ms);
     }
   }
+}
+
+int restart(Client& client, const Args& args) {
+  const VerbArgs parsed = parseVerbArgs(args, {}, {}, true);
+  client.restart(parsed.name);
+  return 0;
 }
 
 int status(Client& client, const Args& args) {
@@ -356,6 +373,7 @@ int main(int argc, char** argv) {
     if (verb == "list") return list(client, rest);
     if (verb == "create") return create(client, rest);
     if (verb == "delete") return remove(client, rest);
+    if (verb == "restart") return restart(client, rest);
     if (verb == "status") return status(client, rest);
     return features(client, rest);
   } catch (const UsageError& e) {

@@ -186,6 +186,10 @@ void Queue::run(RequestHandler& handler) {
     if (busy) pollUntil = now + config_.pollWindow;
     polling = now < pollUntil;
   }
+  // The last batch's commits must reach the kernel: after a handover (QUIESCE_DEV) a request we
+  // finished but never committed would be requeued to the next daemon, or failed.
+  const int ret = io_uring_submit(ring);
+  if (ret < 0) throwErrno(-ret, fmt::format("submit last commits (ublkc{} queue {})", config_.devId, config_.id));
 }
 
 }  // namespace ublk

@@ -73,7 +73,9 @@ int serve(const DaemonOptions& options) {
   Manager manager(loop, control,
                   {.runDir = options.runDir,
                    .serveBinary = std::filesystem::read_symlink("/proc/self/exe").string(),
-                   .kernelFeatures = features});
+                   .kernelFeatures = features,
+                   .crashLoopDeaths = config.crashLoopDeaths,
+                   .crashLoopWithin = std::chrono::seconds(config.crashLoopWithinSeconds)});
   std::unique_ptr<sdbus::IConnection> connection =
       options.busAddress.empty() ? sdbus::createSystemBusConnection()
                                  : sdbus::createSessionBusConnectionWithAddress(options.busAddress);

@@ -31,8 +31,21 @@ DaemonConfig loadDaemonConfig(const std::filesystem::path& path) {
     if (key == "autostart") {
       if (!value.is_boolean()) throw SpecError("/autostart", "must be true or false");
       config.autostart = value.get<bool>();
+    } else if (key == "crash_loop") {
+      if (!value.is_object())
+        throw SpecError("/crash_loop", "must be an object {\"deaths\": N, \"within_seconds\": M}");
+      for (const auto& [field, number] : value.items()) {
+        const std::string where = "/crash_loop/" + field;
+        if (field != "deaths" && field != "within_seconds") {
+          throw SpecError(where, "unknown key (known: deaths, within_seconds)");
+        }
+        if (!number.is_number_unsigned() || number.get<uint64_t>() < 1 || number.get<uint64_t>() > 3600) {
+          throw SpecError(where, "must be a whole number from 1 to 3600");
+        }
+        (field == "deaths" ? config.crashLoopDeaths : config.crashLoopWithinSeconds) = number.get<unsigned>();
+      }
     } else {
-      throw SpecError("/" + key, "unknown key (known: autostart)");
+      throw SpecError("/" + key, "unknown key (known: autostart, crash_loop)");
     }
   }
   return config;

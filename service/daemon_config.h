@@ -1,6 +1,8 @@
 // DaemonConfig: /etc/ublk/ublkd.json, the daemon's own settings (device specs live in
 // /etc/ublk.d/<name>.json). Keys: "autostart" (bool, default false): bring up every spec in the
-// spec directory when the daemon starts.
+// spec directory when the daemon starts; "crash_loop" ({"deaths": N, "within_seconds": M},
+// default 10 in 10): this many queue daemon deaths of one device within M seconds end its
+// recovery and leave it failed.
 #pragma once
 
 #include <filesystem>
@@ -12,6 +14,8 @@ namespace ublkd {
 
 struct DaemonConfig {
   bool autostart = false;
+  unsigned crashLoopDeaths = 10;
+  unsigned crashLoopWithinSeconds = 10;
 };
 
 // A missing file is the defaults. Throws SpecError (field, reason) for anything else wrong.

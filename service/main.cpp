@@ -1,6 +1,6 @@
 // ublkd's command line: picks the verb and reports failures as "ublkd <verb>: <what>: <why>".
 //   ublkd features [--json]      the kernel's ublk features, decoded
-//   ublkd serve --spec FILE [--status-fd FD]
+//   ublkd serve --spec FILE [--recover ID] [--status-fd FD]
 //                                serve one device in the foreground until SIGTERM/SIGINT
 //   ublkd daemon [OPTIONS]       the service: org.ublk.Manager on the system bus
 #include <unistd.h>
@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,13 +33,16 @@ namespace {
 
 constexpr std::string_view kUsage =
     "usage: ublkd features [--json]\n"
-    "       ublkd serve --spec FILE [--status-fd FD]\n"
+    "       ublkd serve --spec FILE [--recover ID] [--status-fd FD]\n"
     "       ublkd daemon [--bus-address ADDRESS] [--config FILE] [--spec-dir DIR] [--run-dir DIR]\n"
     "  features   print the ublk features of the running kernel (GET_FEATURES)\n"
     "  serve      create the device FILE describes, print its /dev/ublkbN, serve it until\n"
-    "             SIGTERM or SIGINT, then stop and delete it. With --status-fd, also write\n"
-    "             'ready ID' or 'failed KIND MESSAGE' to FD. Exit codes: 0 stopped cleanly,\n"
-    "             1 failed, 2 invalid spec or usage, 3 kernel unsupported, 4 permission denied\n"
+    "             SIGTERM or SIGINT, then stop and delete it; SIGUSR2 hands it over (QUIESCE_DEV)\n"
+    "             and exits, leaving it to be recovered. --recover ID serves existing device ID\n"
+    "             again through user recovery, after its queue daemon died. With --status-fd, also\n"
+    "             write 'ready ID' or 'failed KIND MESSAGE' to FD. Exit codes: 0 stopped cleanly\n"
+    "             or handed over, 1 failed, 2 invalid spec or usage, 3 kernel unsupported,\n"
+    "             4 permission denied\n"
     "  daemon     the service: claims org.ublk.Manager on the system bus (or ADDRESS) and\n"
     "             runs each device's queue daemon as a supervised 'ublkd serve' child.\n"
     "             Defaults: --config /etc/ublk/ublkd.json --spec-dir /etc/ublk.d --run-dir /run/ublkd\n";
@@ -82,19 +86,33 @@ class StatusFd {
   int fd_;
 };
 
+template <typename Number>
+bool parseNumber(std::string_view text, Number& number) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
 int runServe(const std::vector<std::string_view>& args) {
   std::string specPath;
   int statusFd = -1;
+  std::optional<uint32_t> recoverId;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--spec" && i + 1 < args.size()) {
       specPath = args[++i];
     } else if (args[i] == "--status-fd" && i + 1 < args.size()) {
       const std::string_view value = args[++i];
-      const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), statusFd);
-      if (ec != std::errc() || end != value.data() + value.size() || statusFd < 0) {
+      if (!parseNumber(value, statusFd) || statusFd < 0) {
         fmt::print(stderr, "ublkd serve: --status-fd: '{}' is not a file descriptor number\n{}", value, kUsage);
         return 2;
       }
+    } else if (args[i] == "--recover" && i + 1 < args.size()) {
+      const std::string_view value = args[++i];
+      uint32_t id = 0;
+      if (!parseNumber(value, id) || id == UINT32_MAX) {
+        fmt::print(stderr, "ublkd serve: --recover: '{}' is not a device id\n{}", value, kUsage);
+        return 2;
+      }
+      recoverId = id;
     } else {
       fmt::print(stderr, "ublkd serve: unexpected argument '{}'\n{}", args[i], kUsage);
       return 2;
@@ -112,7 +130,8 @@ int runServe(const std::vector<std::string_view>& args) {
     ublkd::checkBacking(spec);
     return ublkd::Server(std::move(spec),
                          {.onAdded = [&](uint32_t id) { status.send(ublkd::ServeStatus::added(id)); },
-                          .onReady = [&](uint32_t id) { status.finish(ublkd::ServeStatus::ready(id)); }})
+                          .onReady = [&](uint32_t id) { status.finish(ublkd::ServeStatus::ready(id)); }},
+                         recoverId)
         .run();
   } catch (const std::exception& e) {
     const ublkd::ErrorKind kind = ublkd::classify(e);

@@ -1,4 +1,4 @@
-// Manager: device records, queue daemon supervision and kernel-device cleanup.
+// Manager: device records, queue daemon supervision, recovery and kernel-device cleanup.
 #include "manager.h"
 
 #include <fcntl.h>
@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 #include <fstream>
 #include <system_error>
 
@@ -23,15 +24,27 @@ namespace ublkd {
 namespace fs = std::filesystem;
 
 struct Manager::Managed {
+  using Clock = std::chrono::steady_clock;
   DeviceView view;
-  std::optional<ChildProcess> child;
-  std::string statusLine;             // status pipe bytes not yet parsed
-  std::optional<uint32_t> addedId;    // the kernel device, once ADD_DEV made it
-  std::optional<ServeStatus> status;  // the queue daemon's last word: ready or failed
-  bool timedOut = false;              // not ready in time: a late "ready" does not count
+  Recovery recovery = kDefaultRecovery;  // the spec's
+  uint64_t kernelFlags = 0;              // UBLK_F_* the kernel granted the device
+  std::optional<ChildProcess> child;     // none while a recovery waits out its backoff
+  std::string statusLine;                // status pipe bytes not yet parsed
+  std::optional<uint32_t> addedId;       // the kernel device, once ADD_DEV made it
+  std::optional<ServeStatus> status;     // the queue daemon's last word: ready or failed
+  bool timedOut = false;                 // not ready in time: a late "ready" does not count
   EventLoop::TimerId deadline = 0;
+  EventLoop::TimerId retry = 0;          // a recovery waiting out its backoff
+  std::deque<Clock::time_point> deaths;  // recent unplanned deaths, for the crash-loop limit
+  unsigned failedRecoveries = 0;         // recovering daemons in a row that never got it live
+  bool handingOver = false;              // SIGUSR2 sent: the next exit is planned
   CreateDone onCreated;
   std::vector<DeleteDone> onDeleted;
+  std::vector<RestartDone> onRestarted;
+
+  bool recoverable() const {
+    return recovery != Recovery::None && (kernelFlags & ublk::abi::feature::kUserRecovery) != 0;
+  }
 };
 
 namespace {
@@ -57,6 +70,8 @@ std::string_view stateName(DeviceState state) {
       return "starting";
     case DeviceState::Live:
       return "live";
+    case DeviceState::Recovering:
+      return "recovering";
     case DeviceState::Stopping:
       return "stopping";
     case DeviceState::Failed:
@@ -122,30 +137,54 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
   device->view.queues = spec.queues;
   device->view.depth = spec.depth;
   device->view.sizeBytes = spec.size.value_or(0);
+  device->recovery = spec.recovery;
   device->onCreated = std::move(done);
 
   try {
     writeFileAtomically(specPath(name), specJson);
-    device->child =
-        ChildProcess::spawn({options_.serveBinary, "serve", "--spec", specPath(name).string(), "--status-fd", "3"});
+  } catch (const std::exception& e) {
+    throw ServiceError(ErrorKind::Failed, fmt::format("cannot record the spec of '{}': {}", name, e.what()));
+  }
+  Managed& ref = *devices_.emplace(name, std::move(device)).first->second;
+  try {
+    spawnServe(ref, std::nullopt);
   } catch (const std::exception& e) {
     fs::remove(specPath(name));
+    devices_.erase(name);
     throw ServiceError(ErrorKind::Failed, fmt::format("cannot start the queue daemon of '{}': {}", name, e.what()));
   }
-  Managed& ref = *device;
-  devices_.emplace(name, std::move(device));
-  watchChild(ref);
-  ref.deadline = loop_.after(options_.startTimeout, [this, name] {
+  log::info(fmt::format("device {}: starting {} queue daemon (pid {})", name, ref.view.target, ref.child->pid()),
+            {{"DEVICE", name}, {"TARGET", ref.view.target}});
+}
+
+// Starts `ublkd serve` for the device (to create it, or to recover device recoverId), watches it,
+// and kills it if it is not ready in time.
+void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
+  const std::string name = device.view.name;
+  std::vector<std::string> argv{options_.serveBinary, "serve", "--spec", specPath(name).string()};
+  if (recoverId) {
+    argv.push_back("--recover");
+    argv.push_back(std::to_string(*recoverId));
+  }
+  argv.push_back("--status-fd");
+  argv.push_back("3");
+  device.child = ChildProcess::spawn(argv);
+  device.statusLine.clear();
+  device.status.reset();
+  device.timedOut = false;
+  watchChild(device);
+  device.deadline = loop_.after(options_.startTimeout, [this, name] {
     auto it = devices_.find(name);
-    if (it == devices_.end() || it->second->view.state != DeviceState::Starting) return;
+    if (it == devices_.end()) return;
+    Managed& late = *it->second;
+    const DeviceState state = late.view.state;
+    if ((state != DeviceState::Starting && state != DeviceState::Recovering) || !late.child) return;
     log::error(
         fmt::format("device {}: queue daemon not ready after {} s; killing it", name, options_.startTimeout.count()),
         {{"DEVICE", name}});
-    it->second->timedOut = true;
-    it->second->child->signal(SIGKILL);
+    late.timedOut = true;
+    late.child->signal(SIGKILL);
   });
-  log::info(fmt::format("device {}: starting {} queue daemon (pid {})", name, ref.view.target, ref.child->pid()),
-            {{"DEVICE", name}, {"TARGET", ref.view.target}});
 }
 
 void Manager::watchChild(Managed& device) {
@@ -176,13 +215,16 @@ void Manager::onStatusReadable(const std::string& name) {
   loop_.unwatch(device.child->statusFd());
   device.child->closeStatus();
   if (!device.status && !device.statusLine.empty()) device.status = ServeStatus::parse(device.statusLine);
-  if (device.status && device.status->readyId && device.view.state == DeviceState::Starting && !device.timedOut) {
-    becameLive(device, *device.status->readyId);
+  if (device.status && device.status->readyId && !device.timedOut) {
+    if (device.view.state == DeviceState::Starting) becameLive(device, *device.status->readyId);
+    if (device.view.state == DeviceState::Recovering) recovered(device);
   }
 }
 
-void Manager::fillFromKernel(DeviceView& view) {
+void Manager::fillFromKernel(Managed& device) {
+  DeviceView& view = device.view;
   const ublk::abi::DevInfo info = control_.getDeviceInfo(view.id);
+  device.kernelFlags = info.flags;
   view.queues = info.nr_hw_queues;
   view.depth = info.queue_depth;
   view.sizeBytes = control_.getParams(view.id).basic.dev_sectors << 9;
@@ -192,7 +234,7 @@ void Manager::becameLive(Managed& device, uint32_t id) {
   DeviceView& view = device.view;
   view.id = id;
   try {
-    fillFromKernel(view);
+    fillFromKernel(device);
   } catch (const std::exception& e) {
     log::warning(fmt::format("device {}: cannot read its geometry back: {}", view.name, e.what()),
                  {{"DEVICE", view.name}});
@@ -206,6 +248,20 @@ void Manager::becameLive(Managed& device, uint32_t id) {
             {{"DEVICE", view.name}, {"TARGET", view.target}, {"UBLK_DEVICE_ID", std::to_string(id)}});
   if (device.onCreated) std::exchange(device.onCreated, nullptr)(&view, nullptr);
   if (listener_ != nullptr) listener_->deviceAdded(view);
+}
+
+void Manager::recovered(Managed& device) {
+  DeviceView& view = device.view;
+  loop_.cancel(device.deadline);
+  view.state = DeviceState::Live;
+  ++view.restartCount;
+  device.failedRecoveries = 0;
+  writeRecord(device);
+  log::info(fmt::format("device {}: recovered {}: queue daemon pid {} serves it (restart {})", view.name,
+                        view.blockDevice(), device.child->pid(), view.restartCount),
+            {{"DEVICE", view.name}, {"UBLK_DEVICE_ID", std::to_string(view.id)}});
+  if (listener_ != nullptr) listener_->deviceChanged(view);
+  for (auto& done : std::exchange(device.onRestarted, {})) done(nullptr);
 }
 
 // The udev rule (units/90-ublkd.rules) imports this file to make /dev/ublk/by-name/<name>; the
@@ -222,8 +278,12 @@ void Manager::announceName(const DeviceView& view) {
 }
 
 void Manager::writeRecord(const Managed& device) {
-  const nlohmann::json record{
-      {"name", device.view.name}, {"id", device.view.id}, {"pid", device.child->pid()}, {"spec", device.view.specJson}};
+  const nlohmann::json record{{"name", device.view.name},
+                              {"id", device.view.id},
+                              {"pid", device.child ? device.child->pid() : 0},
+                              {"spec", device.view.specJson},
+                              {"restarts", device.view.restartCount},
+                              {"last_exit_reason", device.view.lastExitReason}};
   try {
     writeFileAtomically(recordPath(device.view.name), record.dump() + "\n");
   } catch (const std::exception& e) {
@@ -293,20 +353,28 @@ void Manager::onChildExit(const std::string& name) {
       return;
     }
     case DeviceState::Live: {
-      view.lastError = fmt::format("queue daemon {}", exit.describe());
-      log::error(fmt::format("device {}: {}; removing {} so I/O fails instead of hanging", name, view.lastError,
-                             view.blockDevice()),
-                 {{"DEVICE", name}, {"TARGET", view.target}});
-      removeKernelDevice(view.id, name);
-      removeFiles(view);
-      view.state = DeviceState::Failed;
-      if (listener_ != nullptr) listener_->deviceChanged(view);
-      // The kernel may give the id to the next device; the failed record keeps only its name.
-      view.id = kNoDeviceId;
+      const bool planned = std::exchange(device.handingOver, false) && exit.clean();
+      view.lastExitReason = planned ? "handed over" : fmt::format("queue daemon {}", exit.describe());
+      device.child.reset();
+      if (!planned) device.deaths.push_back(Managed::Clock::now());
+      afterDeath(device);
+      return;
+    }
+    case DeviceState::Recovering: {
+      loop_.cancel(device.deadline);
+      const std::string why = device.timedOut ? fmt::format("not ready within {} s", options_.startTimeout.count())
+                              : device.status && !device.status->readyId ? device.status->message
+                                                                         : exit.describe();
+      view.lastExitReason = fmt::format("recovering queue daemon {}", why);
+      device.child.reset();
+      device.deaths.push_back(Managed::Clock::now());
+      ++device.failedRecoveries;
+      afterDeath(device);
       return;
     }
     case DeviceState::Stopping: {
       loop_.cancel(device.deadline);
+      device.child.reset();
       if (!exit.clean()) removeKernelDevice(view.id, name);
       finishRemoval(name, "deleted");
       return;
@@ -316,12 +384,97 @@ void Manager::onChildExit(const std::string& name) {
   }
 }
 
+// The queue daemon is gone (view.lastExitReason says how): recover the device, or give up on it.
+void Manager::afterDeath(Managed& device) {
+  DeviceView& view = device.view;
+  const std::string& name = view.name;
+  const auto now = Managed::Clock::now();
+  while (!device.deaths.empty() && now - device.deaths.front() > options_.crashLoopWithin) device.deaths.pop_front();
+
+  if (!device.recoverable()) {
+    log::error(fmt::format("device {}: {}; removing {} so I/O fails instead of hanging (recovery {})", name,
+                           view.lastExitReason, view.blockDevice(), toString(device.recovery)),
+               {{"DEVICE", name}, {"TARGET", view.target}});
+    removeKernelDevice(view.id, name);
+    finishRemoval(name, view.lastExitReason);
+    return;
+  }
+  if (device.deaths.size() >= options_.crashLoopDeaths) {
+    failDevice(device, fmt::format("crash loop: {} queue daemon deaths within {} s; the last: {}", device.deaths.size(),
+                                   options_.crashLoopWithin.count(), view.lastExitReason));
+    return;
+  }
+  if (device.failedRecoveries >= options_.maxFailedRecoveries) {
+    failDevice(device, fmt::format("recovery failed {} times in a row; the last: {}", device.failedRecoveries,
+                                   view.lastExitReason));
+    return;
+  }
+  log::warning(fmt::format("device {}: {}; recovering {}", name, view.lastExitReason, view.blockDevice()),
+               {{"DEVICE", name}, {"TARGET", view.target}, {"UBLK_DEVICE_ID", std::to_string(view.id)}});
+  view.state = DeviceState::Recovering;
+  writeRecord(device);
+  if (listener_ != nullptr) listener_->deviceChanged(view);
+  // A recovery that failed is retried after 0.25 s, 0.5 s, ...: a broken backing is not hammered.
+  const auto backoff = device.failedRecoveries == 0
+                           ? std::chrono::milliseconds(0)
+                           : std::chrono::milliseconds(250) * (1U << std::min(device.failedRecoveries - 1, 4U));
+  if (backoff.count() == 0) {
+    startRecovery(name);
+  } else {
+    device.retry = loop_.after(backoff, [this, name] { startRecovery(name); });
+  }
+}
+
+void Manager::startRecovery(const std::string& name) {
+  auto it = devices_.find(name);
+  if (it == devices_.end() || it->second->view.state != DeviceState::Recovering) return;
+  Managed& device = *it->second;
+  device.retry = 0;
+  try {
+    spawnServe(device, device.view.id);
+  } catch (const std::exception& e) {
+    failDevice(device, fmt::format("cannot start a recovering queue daemon: {}", e.what()));
+    return;
+  }
+  writeRecord(device);
+  log::info(fmt::format("device {}: recovering queue daemon pid {} started", name, device.child->pid()),
+            {{"DEVICE", name}, {"UBLK_DEVICE_ID", std::to_string(device.view.id)}});
+}
+
+// Gives up: the kernel device goes (queued I/O fails rather than waiting forever), the name stays
+// in the failed state until it is deleted.
+void Manager::failDevice(Managed& device, const std::string& why) {
+  DeviceView& view = device.view;
+  view.lastError = why;
+  log::error(fmt::format("device {}: failed: {}; removing {}", view.name, why, view.blockDevice()),
+             {{"DEVICE", view.name}, {"TARGET", view.target}});
+  if (device.child) {
+    loop_.unwatch(device.child->pidfd());
+    if (device.child->statusFd() >= 0) loop_.unwatch(device.child->statusFd());
+    device.child->signal(SIGKILL);
+    device.child.reset();
+  }
+  loop_.cancel(device.deadline);
+  loop_.cancel(device.retry);
+  removeKernelDevice(view.id, view.name);
+  removeFiles(view);
+  view.state = DeviceState::Failed;
+  if (listener_ != nullptr) listener_->deviceChanged(view);
+  const ServiceError error(ErrorKind::Failed, fmt::format("device '{}' failed: {}", view.name, why));
+  for (auto& done : std::exchange(device.onRestarted, {})) done(&error);
+  // The kernel may give the id to the next device; the failed record keeps only its name.
+  view.id = kNoDeviceId;
+}
+
 void Manager::finishRemoval(const std::string& name, const std::string& reason) {
   auto node = devices_.extract(name);
   Managed& device = *node.mapped();
+  loop_.cancel(device.retry);
   removeFiles(device.view);
   log::info(fmt::format("device {}: removed ({})", name, reason), {{"DEVICE", name}});
   for (auto& done : device.onDeleted) done(nullptr);
+  const ServiceError error(ErrorKind::Failed, fmt::format("device '{}' was removed: {}", name, reason));
+  for (auto& done : device.onRestarted) done(&error);
   if (listener_ != nullptr) listener_->deviceRemoved(device.view, reason);
 }
 
@@ -341,6 +494,7 @@ void Manager::remove(const std::string& name, DeleteDone done) {
       finishRemoval(name, "deleted");
       return;
     case DeviceState::Live:
+    case DeviceState::Recovering:
       break;
   }
   // An exclusive open fails while a filesystem, device-mapper or md holds the device.
@@ -349,18 +503,54 @@ void Manager::remove(const std::string& name, DeleteDone done) {
     throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' ({}) is in use: mounted or held by another device",
                                                     name, view.blockDevice()));
   }
-  device.child->signal(SIGTERM);
   device.onDeleted.push_back(std::move(done));
+  if (!device.child) {
+    // A recovery waiting out its backoff: no daemon to stop, only the kernel device.
+    removeKernelDevice(view.id, name);
+    finishRemoval(name, "deleted");
+    return;
+  }
+  // A live daemon stops and deletes the device itself; a recovering one may be waiting in the
+  // kernel for the device, so it is killed and the device removed here.
+  const bool recovering = view.state == DeviceState::Recovering;
+  device.child->signal(recovering ? SIGKILL : SIGTERM);
   view.state = DeviceState::Stopping;
   device.deadline = loop_.after(options_.stopTimeout, [this, name] {
     auto found = devices_.find(name);
-    if (found == devices_.end()) return;
+    if (found == devices_.end() || !found->second->child) return;
     log::error(fmt::format("device {}: queue daemon still running {} s after SIGTERM; killing it", name,
                            options_.stopTimeout.count()),
                {{"DEVICE", name}});
     found->second->child->signal(SIGKILL);
   });
   if (listener_ != nullptr) listener_->deviceChanged(view);
+}
+
+void Manager::restart(const std::string& name, RestartDone done) {
+  auto it = devices_.find(name);
+  if (it == devices_.end()) throw ServiceError(ErrorKind::NotFound, fmt::format("no device named '{}'", name));
+  Managed& device = *it->second;
+  if (device.view.state != DeviceState::Live || device.handingOver) {
+    throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' is {}; only a live device can be restarted", name,
+                                                    device.handingOver ? "restarting" : stateName(device.view.state)));
+  }
+  if (!device.recoverable()) {
+    throw ServiceError(ErrorKind::Failed,
+                       fmt::format("device '{}' has recovery '{}': without user recovery its queue daemon cannot "
+                                   "be replaced",
+                                   name, toString(device.recovery)));
+  }
+  if ((device.kernelFlags & ublk::abi::feature::kQuiesce) == 0) {
+    throw ServiceError(ErrorKind::KernelUnsupported,
+                       fmt::format("device '{}' has no UBLK_F_QUIESCE (Linux 6.16 or newer, at creation): a planned "
+                                   "restart cannot quiesce it; its queue daemon is recovered only after a crash",
+                                   name));
+  }
+  device.handingOver = true;
+  device.onRestarted.push_back(std::move(done));
+  device.child->signal(SIGUSR2);
+  log::info(fmt::format("device {}: planned restart: queue daemon pid {} hands it over", name, device.child->pid()),
+            {{"DEVICE", name}});
 }
 
 std::vector<DeviceView> Manager::list() const {
@@ -381,46 +571,92 @@ const DeviceView* Manager::findById(uint32_t id) const {
   return nullptr;
 }
 
+namespace {
+
+// The argv of process pid, or empty once it is gone.
+std::vector<std::string> commandLine(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/cmdline", pid));
+  std::vector<std::string> argv;
+  for (std::string arg; std::getline(in, arg, '\0');) argv.push_back(arg);
+  return argv;
+}
+
+// Whether argv is `ublkd serve --spec specFile ...`: a pid alone may have been reused.
+bool servesSpec(const std::vector<std::string>& argv, const std::string& specFile) {
+  return argv.size() >= 4 && argv[1] == "serve" && argv[2] == "--spec" && argv[3] == specFile;
+}
+
+// Queue daemons for specFile that no ublkd watches any more: a recovery an earlier ublkd left
+// half done, which would race the one about to start.
+void killStrayServers(const std::string& specFile) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string file = entry.path().filename().string();
+    if (file.find_first_not_of("0123456789") != std::string::npos) continue;
+    const pid_t pid = std::stoi(file);
+    if (servesSpec(commandLine(pid), specFile)) ::kill(pid, SIGKILL);
+  }
+}
+
+}  // namespace
+
 void Manager::adoptPrevious() {
   for (const auto& entry : fs::directory_iterator(options_.runDir / "devices")) {
     const std::string file = entry.path().filename().string();
     if (!file.ends_with(".state.json")) continue;
-    std::string name;
-    uint32_t id = kNoDeviceId;
     try {
       const nlohmann::json record = nlohmann::json::parse(readTextFile(entry.path()));
-      name = record.at("name").get<std::string>();
-      id = record.at("id").get<uint32_t>();
-      const pid_t pid = record.at("pid").get<pid_t>();
       auto device = std::make_unique<Managed>();
-      device->view.name = name;
-      device->view.id = id;
-      device->view.specJson = record.at("spec").get<std::string>();
-      device->view.target = targetName(parseDeviceSpec(device->view.specJson).target);
-      // The process must still be the device's server: a pid alone may have been reused.
-      const auto info = kernelDeviceInfo(id);
-      const bool served = info && info->ublksrv_pid == pid;
-      device->child = served ? ChildProcess::adopt(pid) : std::nullopt;
-      if (!device->child) {
-        log::warning(fmt::format("device {}: its queue daemon (pid {}) is gone; removing /dev/ublkb{}", name, pid, id),
-                     {{"DEVICE", name}});
-        removeKernelDevice(id, name);
-        removeFiles(device->view);
-        if (listener_ != nullptr) listener_->deviceRemoved(device->view, "queue daemon gone while ublkd was down");
-        continue;
-      }
-      fillFromKernel(device->view);
-      device->view.state = DeviceState::Live;
-      Managed& ref = *device;
-      devices_.emplace(name, std::move(device));
-      watchChild(ref);
-      log::info(fmt::format("device {}: adopted {} (queue daemon pid {})", name, ref.view.blockDevice(), pid),
-                {{"DEVICE", name}, {"TARGET", ref.view.target}});
-      if (listener_ != nullptr) listener_->deviceAdded(ref.view);
+      DeviceView& view = device->view;
+      view.name = record.at("name").get<std::string>();
+      view.id = record.at("id").get<uint32_t>();
+      view.specJson = record.at("spec").get<std::string>();
+      view.restartCount = record.value("restarts", 0U);
+      view.lastExitReason = record.value("last_exit_reason", std::string());
+      const DeviceSpec spec = parseDeviceSpec(view.specJson);
+      view.target = targetName(spec.target);
+      device->recovery = spec.recovery;
+      adoptOne(std::move(device));
     } catch (const std::exception& e) {
       log::error(fmt::format("cannot adopt the device recorded in {}: {}", entry.path().string(), e.what()));
     }
   }
+}
+
+// The kernel says who serves the device (GET_DEV_INFO's ublksrv_pid); if that is our queue daemon
+// for this device, it is adopted as it is. Otherwise the device is recovered, or removed.
+void Manager::adoptOne(std::unique_ptr<Managed> device) {
+  DeviceView& view = device->view;
+  const std::string name = view.name;
+  const auto info = kernelDeviceInfo(view.id);
+  if (!info) {
+    log::warning(fmt::format("device {}: /dev/ublkb{} is gone; forgetting it", name, view.id), {{"DEVICE", name}});
+    removeFiles(view);
+    if (listener_ != nullptr) listener_->deviceRemoved(view, "its kernel device went away while ublkd was down");
+    return;
+  }
+  const pid_t server = info->ublksrv_pid;
+  const bool live = static_cast<ublk::abi::DevState>(info->state) == ublk::abi::DevState::Live;
+  if (live && server > 0 && servesSpec(commandLine(server), specPath(name).string())) {
+    device->child = ChildProcess::adopt(server);
+  }
+  fillFromKernel(*device);
+  Managed& ref = *devices_.emplace(name, std::move(device)).first->second;
+  if (ref.child) {
+    ref.view.state = DeviceState::Live;
+    writeRecord(ref);
+    watchChild(ref);
+    log::info(fmt::format("device {}: adopted {} (queue daemon pid {})", name, view.blockDevice(), server),
+              {{"DEVICE", name}, {"TARGET", view.target}});
+    if (listener_ != nullptr) listener_->deviceAdded(ref.view);
+    return;
+  }
+  killStrayServers(specPath(name).string());
+  ref.view.state = DeviceState::Recovering;  // so the bus shows it; afterDeath decides
+  if (listener_ != nullptr) listener_->deviceAdded(ref.view);
+  ref.view.lastExitReason = fmt::format("queue daemon (pid {}) gone while ublkd was down", server);
+  ref.deaths.push_back(Managed::Clock::now());
+  afterDeath(ref);
 }
 
 void Manager::detachAll() {
@@ -429,16 +665,14 @@ void Manager::detachAll() {
       loop_.unwatch(device->child->pidfd());
       if (device->child->statusFd() >= 0) loop_.unwatch(device->child->statusFd());
     }
+    loop_.cancel(device->retry);  // the next ublkd recovers the device instead
+    const ServiceError error(ErrorKind::Failed, "ublkd is shutting down");
     if (device->view.state == DeviceState::Starting) {
       device->child->signal(SIGTERM);  // never recorded, so no later ublkd could adopt it
-      const ServiceError error(ErrorKind::Failed, "ublkd is shutting down");
       if (device->onCreated) std::exchange(device->onCreated, nullptr)(nullptr, &error);
     }
-    for (auto& done : device->onDeleted) {
-      const ServiceError error(ErrorKind::Failed, "ublkd is shutting down");
-      done(&error);
-    }
-    device->onDeleted.clear();
+    for (auto& done : std::exchange(device->onDeleted, {})) done(&error);
+    for (auto& done : std::exchange(device->onRestarted, {})) done(&error);
   }
 }
 

@@ -1,7 +1,9 @@
 // Manager: the devices ublkd serves. Each device's data plane is a queue daemon (`ublkd serve`)
 // in a child process, watched through its pidfd and status pipe on the daemon's EventLoop.
-// Manager validates requests, starts and stops queue daemons, tears down the kernel device of
-// one that died, and tells a Listener (the bus) about every change. It knows nothing of D-Bus.
+// Manager validates requests, starts and stops queue daemons, brings a device whose daemon died
+// back through user recovery (`serve --recover`) unless it is crash-looping, removes the kernel
+// device of one that cannot be recovered, and tells a Listener (the bus) about every change. It
+// knows nothing of D-Bus.
 #pragma once
 
 #include <chrono>
@@ -22,7 +24,7 @@
 
 namespace ublkd {
 
-enum class DeviceState { Starting, Live, Stopping, Failed };
+enum class DeviceState { Starting, Live, Recovering, Stopping, Failed };
 std::string_view stateName(DeviceState state);
 
 inline constexpr uint32_t kNoDeviceId = UINT32_MAX;
@@ -35,8 +37,10 @@ struct DeviceView {
   uint64_t sizeBytes = 0;
   uint16_t queues = 0;
   uint16_t depth = 0;
-  std::string specJson;   // as the caller gave it
-  std::string lastError;  // why a Failed device failed
+  std::string specJson;        // as the caller gave it
+  std::string lastError;       // why a Failed device failed
+  uint32_t restartCount = 0;   // queue daemons brought back by recovery (or a planned restart)
+  std::string lastExitReason;  // how the last queue daemon ended, "" if none has
 
   std::string blockDevice() const;  // "/dev/ublkbN", or "" without an id
   std::string charDevice() const;
@@ -50,6 +54,11 @@ class Manager {
     std::chrono::seconds startTimeout{60};
     std::chrono::seconds stopTimeout{30};
     uint64_t kernelFeatures = 0;
+    // A crash loop ends recovery: this many unplanned daemon deaths within `within`, or this many
+    // recovering daemons in a row that never got the device live.
+    unsigned crashLoopDeaths = 10;
+    std::chrono::seconds crashLoopWithin{10};
+    unsigned maxFailedRecoveries = 3;
   };
 
   class Listener {
@@ -63,6 +72,7 @@ class Manager {
   // Exactly one of the two is set.
   using CreateDone = std::function<void(const DeviceView* created, const ServiceError* error)>;
   using DeleteDone = std::function<void(const ServiceError* error)>;
+  using RestartDone = DeleteDone;
 
   Manager(EventLoop& loop, ublk::ControlDevice& control, Options options);
   ~Manager();
@@ -78,12 +88,17 @@ class Manager {
   // or the device is still starting; otherwise `done` runs once the device is gone.
   void remove(const std::string& name, DeleteDone done);
 
+  // Planned handover (kernels with UBLK_F_QUIESCE): the queue daemon quiesces the device and exits,
+  // and a new one recovers it. Throws NotFound, Busy unless live, KernelUnsupported without
+  // QUIESCE; `done` runs once a new daemon serves the device.
+  void restart(const std::string& name, RestartDone done);
+
   std::vector<DeviceView> list() const;
   const DeviceView* find(std::string_view name) const;
   const DeviceView* findById(uint32_t id) const;
 
-  // Takes over the queue daemons an earlier ublkd left running (their records in runDir); the
-  // kernel devices of those that are gone are removed.
+  // Takes over the queue daemons an earlier ublkd left running (their records in runDir); a
+  // device whose daemon is gone is recovered, or removed if it cannot be.
   void adoptPrevious();
   // On ublkd's exit: live devices stay served by their queue daemons, to be adopted by the next
   // ublkd; devices still starting are stopped.
@@ -92,14 +107,20 @@ class Manager {
  private:
   struct Managed;
 
+  void spawnServe(Managed& device, std::optional<uint32_t> recoverId);
+  void adoptOne(std::unique_ptr<Managed> device);
   void watchChild(Managed& device);
   void onStatusReadable(const std::string& name);
   void onChildExit(const std::string& name);
   void becameLive(Managed& device, uint32_t id);
+  void recovered(Managed& device);
+  void afterDeath(Managed& device);
+  void startRecovery(const std::string& name);
+  void failDevice(Managed& device, const std::string& why);
   void finishRemoval(const std::string& name, const std::string& reason);
   void removeKernelDevice(uint32_t id, const std::string& name);
   std::optional<ublk::abi::DevInfo> kernelDeviceInfo(uint32_t id);  // nullopt: no such device
-  void fillFromKernel(DeviceView& view);
+  void fillFromKernel(Managed& device);
   void writeRecord(const Managed& device);
   void removeFiles(const DeviceView& view);
   void announceName(const DeviceView& view);

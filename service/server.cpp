@@ -1,5 +1,7 @@
 // Server: the device lifecycle of `ublkd serve`:
-// ADD_DEV -> SET_PARAMS -> queue threads FETCH -> START_DEV -> serve -> STOP_DEV -> DEL_DEV.
+//   created:   ADD_DEV -> SET_PARAMS -> queue threads FETCH -> START_DEV -> serve -> STOP_DEV -> DEL_DEV
+//   recovered: wait QUIESCED -> START_USER_RECOVERY -> queue threads FETCH -> END_USER_RECOVERY -> serve
+//   handover:  serve -> QUIESCE_DEV -> queue threads see ABORT -> exit, the device left QUIESCED
 #include "server.h"
 
 #include <pthread.h>
@@ -13,6 +15,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -49,6 +52,8 @@ uint64_t wantedFlags(const DeviceSpec& spec, uint64_t features) {
       flags |= f::kUserRecovery | f::kUserRecoveryFailIo;
       break;
   }
+  // QUIESCE_DEV (planned handover) needs USER_RECOVERY.
+  if ((flags & f::kUserRecovery) != 0) flags |= features & f::kQuiesce;
   return flags;
 }
 
@@ -118,14 +123,45 @@ sigset_t serverSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGUSR1);  // a queue thread failed
+  sigaddset(&set, SIGUSR2);  // hand the device over to a successor
   return set;
 }
 
-// The running device: everything created so far, torn down in reverse by the destructor.
+// How long a handover may wait for every queue to have an idle fetch to abort.
+constexpr std::chrono::seconds kQuiesceTimeout{10};
+// How long a recovery waits for the dead daemon's release to leave the device QUIESCED.
+constexpr std::chrono::seconds kRecoverableTimeout{30};
+
+// The old queue daemon's /dev/ublkcN is released in a workqueue after it exits (and up to 5 s
+// later on kernels with the monitor), so the device reaches QUIESCED (or FAIL_IO) a little late.
+void waitUntilRecoverable(ublk::ControlDevice& control, uint32_t devId) {
+  const auto deadline = std::chrono::steady_clock::now() + kRecoverableTimeout;
+  auto pause = std::chrono::milliseconds(10);
+  while (true) {
+    const auto state = static_cast<abi::DevState>(control.getDeviceInfo(devId).state);
+    if (state == abi::DevState::Quiesced || state == abi::DevState::FailIo) return;
+    if (state == abi::DevState::Dead) {
+      throw std::runtime_error(fmt::format("device {} was stopped; there is nothing to recover", devId));
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw std::runtime_error(
+          fmt::format("device {} is still live {} s after its queue daemon was to end; is "
+                      "another queue daemon serving it?",
+                      devId, kRecoverableTimeout.count()));
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(200));
+  }
+}
+
+// The running device: everything set up so far, torn down in reverse by the destructor. A device
+// this process created is deleted with it; one it recovered is deleted only after it served it
+// (a failed recovery leaves it to the supervisor); one handed over or abandoned is never touched.
 class Device {
  public:
-  Device(ublk::ControlDevice& control, const abi::DevInfo& info, ublk::DataPath path)
-      : control_(control), info_(info), dataPath_(path) {}
+  enum class Origin { Added, Recovered };
+  Device(ublk::ControlDevice& control, const abi::DevInfo& info, ublk::DataPath path, Origin origin)
+      : control_(control), info_(info), dataPath_(path), origin_(origin) {}
   Device(const Device&) = delete;
   Device& operator=(const Device&) = delete;
   ~Device() { teardown(); }
@@ -149,9 +185,26 @@ class Device {
   }
 
   void start() {
-    control_.startDevice(id(), ::getpid());
+    if (origin_ == Origin::Added) {
+      control_.startDevice(id(), ::getpid());
+    } else {
+      control_.endUserRecovery(id(), ::getpid());
+    }
     started_ = true;
   }
+
+  // QUIESCE_DEV keeps new requests in the kernel and aborts our idle fetches. The queue threads
+  // then commit what they hold and end (teardown's stopFd); once /dev/ublkcN is closed the device
+  // is QUIESCED, and the kernel requeues for the successor anything we still owned.
+  void handOver() {
+    control_.quiesceDevice(id(), kQuiesceTimeout);
+    keepDevice_ = true;
+  }
+
+  // Leaves without STOP_DEV: the kernel sees this daemon go and holds (or fails) new I/O until a
+  // successor recovers the device. Only for devices with USER_RECOVERY.
+  void abandon() { keepDevice_ = true; }
+  bool recoverable() const { return (info_.flags & abi::feature::kUserRecovery) != 0; }
 
   std::string queueError() {
     std::lock_guard lock(errorMutex_);
@@ -199,9 +252,10 @@ class Device {
         fmt::print(stderr, "ublkd serve: device {}: {} failed: {}\n", id(), what, e.what());
       }
     };
-    if (started_) attempt("STOP_DEV", [this] { control_.stopDevice(id()); });
-    if (stopFd_ && !started_) {
-      // Never started, so STOP_DEV cannot abort the fetches: tell the queue threads directly.
+    const bool deleting = !keepDevice_ && (origin_ == Origin::Added || started_);
+    if (started_ && deleting) attempt("STOP_DEV", [this] { control_.stopDevice(id()); });
+    if (stopFd_ && (!started_ || keepDevice_)) {
+      // STOP_DEV is not (or was not) coming to abort the fetches: tell the queue threads directly.
       const uint64_t one = 1;
       attempt("stopping the queues", [&] {
         if (::write(stopFd_.get(), &one, sizeof(one)) != sizeof(one)) ublk::throwErrno(errno, "eventfd write");
@@ -210,12 +264,14 @@ class Device {
     for (auto& t : threads_) t.join();
     charFd_.reset();
     // Without waiting: a reader that still holds /dev/ublkbN open must not hold up our exit.
-    attempt("DEL_DEV", [this] { control_.deleteDeviceWithoutWaiting(id()); });
+    if (deleting) attempt("DEL_DEV", [this] { control_.deleteDeviceWithoutWaiting(id()); });
   }
 
   ublk::ControlDevice& control_;
   abi::DevInfo info_;
   ublk::DataPath dataPath_;
+  Origin origin_;
+  bool keepDevice_ = false;
   ublk::UniqueFd charFd_;
   ublk::UniqueFd stopFd_;
   std::vector<int> files_;
@@ -239,33 +295,62 @@ int Server::run() {
     // Kernels before 6.5 have no GET_FEATURES; ADD_DEV's answer is the contract anyway.
   }
   std::unique_ptr<Target> target = makeTarget(spec_);
-  const Geometry geometry = target->geometry();
+  const ublk::DataPath preferred = target->preferredDataPath();
 
-  const abi::DevInfo granted =
-      control.addDevice({.nr_hw_queues = spec_.queues,
-                         .queue_depth = spec_.depth,
-                         .max_io_buf_bytes = kMaxIoBytes,
-                         .dev_id = UINT32_MAX,
-                         .flags = wantedFlags(spec_, features) | dataPathFlags(target->preferredDataPath(), features)});
-  Device device(control, granted, grantedDataPath(target->preferredDataPath(), granted.flags));
-  if (events_.onAdded) events_.onAdded(device.id());
-  if (granted.nr_hw_queues != spec_.queues || granted.queue_depth != spec_.depth) {
-    fmt::print(stderr, "ublkd serve: device {}: the kernel granted {} queues of depth {} (asked {} of {})\n",
-               device.id(), granted.nr_hw_queues, granted.queue_depth, spec_.queues, spec_.depth);
+  std::optional<Device> device;
+  if (recoverId_) {
+    // The kernel's info is the contract: queues, depth, buffer size and flags as ADD_DEV granted.
+    const abi::DevInfo info = control.getDeviceInfo(*recoverId_);
+    if ((info.flags & abi::feature::kUserRecovery) == 0) {
+      throw ServiceError(
+          ErrorKind::Failed,
+          fmt::format("device {} was created without USER_RECOVERY; it cannot be recovered", info.dev_id));
+    }
+    waitUntilRecoverable(control, info.dev_id);
+    control.startUserRecovery(info.dev_id);
+    device.emplace(control, info, grantedDataPath(preferred, info.flags), Device::Origin::Recovered);
+  } else {
+    const Geometry geometry = target->geometry();
+    const abi::DevInfo granted =
+        control.addDevice({.nr_hw_queues = spec_.queues,
+                           .queue_depth = spec_.depth,
+                           .max_io_buf_bytes = kMaxIoBytes,
+                           .dev_id = UINT32_MAX,
+                           .flags = wantedFlags(spec_, features) | dataPathFlags(preferred, features)});
+    device.emplace(control, granted, grantedDataPath(preferred, granted.flags), Device::Origin::Added);
+    if (events_.onAdded) events_.onAdded(device->id());
+    if (granted.nr_hw_queues != spec_.queues || granted.queue_depth != spec_.depth) {
+      fmt::print(stderr, "ublkd serve: device {}: the kernel granted {} queues of depth {} (asked {} of {})\n",
+                 device->id(), granted.nr_hw_queues, granted.queue_depth, spec_.queues, spec_.depth);
+    }
+    control.setParams(device->id(), paramsFor(geometry, granted));
   }
-  control.setParams(device.id(), paramsFor(geometry, granted));
-  device.startQueues(*target);
-  device.start();
-  setScheduler(device.id(), spec_.scheduler);
+  device->startQueues(*target);
+  device->start();
+  if (!recoverId_) setScheduler(device->id(), spec_.scheduler);
 
-  fmt::print("/dev/ublkb{}\n", device.id());
+  fmt::print("/dev/ublkb{}\n", device->id());
   std::fflush(stdout);
-  if (events_.onReady) events_.onReady(device.id());
+  if (events_.onReady) events_.onReady(device->id());
 
   int signal = 0;
   sigwait(&signals, &signal);
+  if (signal == SIGUSR2) {
+    try {
+      device->handOver();
+      return 0;
+    } catch (const std::exception& e) {
+      // The device may be half quiesced: leaving it is what a crash would do, and recovery follows.
+      fmt::print(stderr, "ublkd serve: device {}: handover failed: {}; leaving it to recovery\n", device->id(),
+                 e.what());
+      device->abandon();
+      return 1;
+    }
+  }
   if (signal == SIGUSR1) {
-    fmt::print(stderr, "ublkd serve: device {}: {}; stopping\n", device.id(), device.queueError());
+    fmt::print(stderr, "ublkd serve: device {}: {}; stopping\n", device->id(), device->queueError());
+    // With USER_RECOVERY a successor takes over, so applications see no error.
+    if (device->recoverable()) device->abandon();
     return 1;
   }
   return 0;

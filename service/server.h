@@ -1,10 +1,13 @@
-// Server: serves one device in the foreground (`ublkd serve`). It creates the device from a spec,
-// runs one pinned thread per queue, prints /dev/ublkbN, and on SIGTERM or SIGINT stops and
-// deletes it. A failed setup step undoes every step before it; so does a queue thread's death.
+// Server: serves one device in the foreground (`ublkd serve`). It creates the device from a spec
+// (or, with a recover id, takes over an existing device whose queue daemon died), runs one pinned
+// thread per queue, prints /dev/ublkbN, and on SIGTERM or SIGINT stops and deletes it. SIGUSR2
+// hands the device over instead: QUIESCE_DEV, then exit leaving it for a recovering successor.
+// A failed setup step undoes every step before it; a recovery never deletes the device it took.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "device_spec.h"
 
@@ -17,13 +20,16 @@ class Server {
     std::function<void(uint32_t)> onAdded;
     std::function<void(uint32_t)> onReady;
   };
-  explicit Server(DeviceSpec spec, Events events = {}) : spec_(std::move(spec)), events_(std::move(events)) {}
+  // With recoverId, the device exists already and is served again through user recovery.
+  explicit Server(DeviceSpec spec, Events events = {}, std::optional<uint32_t> recoverId = std::nullopt)
+      : spec_(std::move(spec)), events_(std::move(events)), recoverId_(recoverId) {}
   // Returns the process exit code; throws (after cleaning up) when setup fails.
   int run();
 
  private:
   DeviceSpec spec_;
   Events events_;
+  std::optional<uint32_t> recoverId_;
 };
 
 }  // namespace ublkd

@@ -44,7 +44,10 @@ class DaemonConfigTest : public ::testing::Test {
     return path_;
   }
   void TearDown() override { std::filesystem::remove(path_); }
-  std::filesystem::path path_ = std::filesystem::temp_directory_path() / "ublkd-config-test.json";
+  // One file per test: ctest runs the tests of this fixture in parallel.
+  std::filesystem::path path_ =
+      std::filesystem::temp_directory_path() /
+      (std::string("ublkd-config-") + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".json");
 };
 
 TEST_F(DaemonConfigTest, MissingFileIsTheDefaults) {
@@ -52,6 +55,13 @@ TEST_F(DaemonConfigTest, MissingFileIsTheDefaults) {
 }
 
 TEST_F(DaemonConfigTest, ReadsAutostart) { EXPECT_TRUE(loadDaemonConfig(write(R"({"autostart": true})")).autostart); }
+
+TEST_F(DaemonConfigTest, ReadsTheCrashLoopLimit) {
+  const DaemonConfig config = loadDaemonConfig(write(R"({"crash_loop": {"deaths": 3, "within_seconds": 60}})"));
+  EXPECT_EQ(config.crashLoopDeaths, 3u);
+  EXPECT_EQ(config.crashLoopWithinSeconds, 60u);
+  EXPECT_EQ(loadDaemonConfig(write(R"({"crash_loop": {"deaths": 4}})")).crashLoopWithinSeconds, 10u);
+}
 
 TEST_F(DaemonConfigTest, RejectsWithTheField) {
   auto fieldOf = [&](const std::string& text) {
@@ -64,6 +74,10 @@ TEST_F(DaemonConfigTest, RejectsWithTheField) {
   };
   EXPECT_EQ(fieldOf(R"({"autostart": "yes"})"), "/autostart");
   EXPECT_EQ(fieldOf(R"({"autostrat": true})"), "/autostrat");
+  EXPECT_EQ(fieldOf(R"({"crash_loop": 5})"), "/crash_loop");
+  EXPECT_EQ(fieldOf(R"({"crash_loop": {"deaths": 0}})"), "/crash_loop/deaths");
+  EXPECT_EQ(fieldOf(R"({"crash_loop": {"within_seconds": -1}})"), "/crash_loop/within_seconds");
+  EXPECT_EQ(fieldOf(R"({"crash_loop": {"seconds": 5}})"), "/crash_loop/seconds");
   EXPECT_EQ(fieldOf(R"([1])"), "");
   EXPECT_EQ(fieldOf(R"({)"), "");
 }

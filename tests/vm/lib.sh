@@ -127,6 +127,14 @@ wait_until() {
   return 1
 }
 
+# For wait_until, which runs its command anew each time (a "$(...)" argument would be expanded once):
+# output_is TEXT CMD...: CMD prints exactly TEXT. state_is NAME STATE, prop_is NAME KEY VALUE: the
+# device's state or property. process_gone PID: PID has exited.
+output_is() { [ "$("${@:2}" 2>/dev/null)" = "$1" ]; }
+state_is() { [ "$(ublk_state "$1")" = "$2" ]; }
+prop_is() { [ "$(ublk_prop "$1" "$2")" = "$3" ]; }
+process_gone() { ! kill -0 "$1" 2>/dev/null; }
+
 # ublk_state NAME: the device's state as ublkd reports it (live, failed, ...), or nothing.
 ublk_state() { ublkctl status "$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["State"])' 2>/dev/null; }
 
@@ -135,4 +143,86 @@ wait_for_link() {
   udevadm settle --timeout=10 || true
   wait_until 10 test -e "/dev/ublk/by-name/$1" ||
     fail "/dev/ublk/by-name/$1 did not appear: $(ls -l /dev/ublk/by-name 2>&1)"
+}
+
+# --- recovery helpers ---
+
+# kill_queue_daemon NAME: SIGKILL to the queue daemon(s) of ublkd's device NAME (the serving one
+# or one recovering it); non-zero if there was none.
+kill_queue_daemon() { pkill -KILL -f "ublkd serve --spec /run/ublkd/devices/$1.spec.json"; }
+
+# start_killer NAME: SIGKILLs device NAME's serving queue daemon every 2 s (only while the device
+# is live: a kill during recovery is the crash-loop case) until stop_killer, which sets KILLS to
+# the number of kills that hit.
+start_killer() {
+  : >/var/tmp/kills
+  touch /var/tmp/keep-killing
+  (
+    next=$SECONDS
+    while [ -e /var/tmp/keep-killing ]; do
+      next=$((next + 2))
+      [ $((next - SECONDS)) -gt 0 ] && sleep $((next - SECONDS))
+      [ -e /var/tmp/keep-killing ] || break
+      if state_is "$1" live && kill_queue_daemon "$1"; then echo kill >>/var/tmp/kills; fi
+    done
+  ) &
+  KILLER=$!
+  defer "rm -f /var/tmp/keep-killing; kill $KILLER 2>/dev/null || true"
+}
+stop_killer() {
+  rm -f /var/tmp/keep-killing
+  wait "$KILLER"
+  KILLS=$(wc -l </var/tmp/kills)
+}
+
+# ublk_prop NAME KEY: one property of the device (RestartCount, LastExitReason, ...), or nothing.
+ublk_prop() {
+  ublkctl status "$1" --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin).get('$2', ''))" 2>/dev/null
+}
+
+# fio_checked OUT_JSON [FIO OPTION...]: runs fio with JSON output into OUT_JSON; fails on an I/O
+# error or a verify mismatch. Prints the job's longest completion latency (read or write) in ms.
+fio_checked() {
+  local out=$1
+  shift
+  fio --output-format=json --output="$out" "$@" || fail "fio exited $?: $(tail -n 20 "$out")"
+  python3 - "$out" <<'PY' || fail "fio reported errors: $(tail -n 20 "$out")"
+import json, sys
+jobs = json.load(open(sys.argv[1]))["jobs"]
+if any(j["error"] != 0 for j in jobs):
+    sys.exit(1)
+print(max(j[d]["clat_ns"]["max"] for j in jobs for d in ("read", "write")) / 1e6)
+PY
+}
+
+# start_verifier DEVICE: fio write-then-verify passes (crc32c) over DEVICE, one after another in
+# the background, until stop_verifier; stop_verifier fails the test if any pass saw an error or a
+# mismatch, and prints the passes and the longest I/O stall (completion latency) among them.
+start_verifier() {
+  touch /var/tmp/verifying
+  (
+    runs=0 stall=0
+    while [ -e /var/tmp/verifying ]; do
+      ms=$(fio_checked /var/tmp/verifier.json --name=verifier --filename="$1" --ioengine=io_uring --direct=1 \
+        --rw=randwrite --bs=4k --iodepth=16 --size=32M --verify=crc32c --verify_fatal=1 --do_verify=1) || exit 1
+      runs=$((runs + 1))
+      stall=$(python3 -c "print(max($stall, $ms))")
+      echo "$runs $stall" >/var/tmp/verifier.result
+    done
+  ) &
+  VERIFIER=$!
+  defer "rm -f /var/tmp/verifying; kill $VERIFIER 2>/dev/null || true"
+}
+stop_verifier() {
+  local runs stall
+  rm -f /var/tmp/verifying
+  wait "$VERIFIER" || fail "fio failed during the test"
+  read -r runs stall </var/tmp/verifier.result
+  [ "$runs" -ge 1 ] || fail "no fio pass completed"
+  echo "  $runs fio passes, all verified; longest I/O stall $stall ms ($(uname -r))"
+}
+
+# expect_no_io_errors: the kernel logged no block I/O or filesystem error during the test.
+expect_no_io_errors() {
+  ! dmesg | grep -E 'I/O error|EXT4-fs error|Buffer I/O' || fail "the kernel logged I/O errors"
 }

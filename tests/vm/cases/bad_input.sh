@@ -61,7 +61,7 @@ pkill -KILL -f 'ublkd serve --spec /run/ublkd/devices/slow.spec.json'
 wait "$call" && fail "CreateDevice of a killed daemon succeeded"
 grep -q "^Error org.ublk.Error.Failed" /var/tmp/slow.out || fail "expected Failed: $(cat /var/tmp/slow.out)"
 echo "  $(cat /var/tmp/slow.out)"
-wait_until 10 test "$(ublk_devices)" = "$before" || fail "left behind: $(ublk_devices)"
+wait_until 10 output_is "$before" ublk_devices || fail "left behind: $(ublk_devices)"
 
 step "nothing was created, and the good device kept serving"
 [ "$(ublk_devices)" = "$before" ] || fail "devices changed: $before -> $(ublk_devices)"

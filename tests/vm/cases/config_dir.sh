@@ -40,29 +40,42 @@ wait_for_link a
 systemctl start ublk@bad || true
 fio_verify /dev/ublk/by-name/a --size=16M
 
-step "a queue daemon killed for good fails ublk@a and removes its device"
-dev=$(readlink -f /dev/ublk/by-name/a)
-pkill -KILL -f 'ublkd serve --spec /run/ublkd/devices/a.spec.json'
-wait_until 20 systemctl is-failed --quiet ublk@a || true
-systemctl is-failed --quiet ublk@a || fail "ublk@a is $(systemctl is-active ublk@a) after its queue daemon died"
+step "a killed queue daemon is recovered: ublk@a stays active and the data stays"
+kill_queue_daemon a
+wait_until 30 prop_is a RestartCount 1 || fail "a was not recovered: $(ublkctl status a)"
+systemctl is-active --quiet ublk@a || fail "ublk@a is $(systemctl is-active ublk@a) after a recovery"
+fio_verify /dev/ublk/by-name/a --size=16M
+
+step "a queue daemon that dies for good (recovery none) fails ublk@c and removes its device"
+echo '{"target":"loop","path":"/var/lib/ublk/b.img","recovery":"none"}' >/etc/ublk.d/c.json
+defer rm -f /etc/ublk.d/c.json
+systemctl start ublk@c
+wait_for_link c
+dev=$(readlink -f /dev/ublk/by-name/c)
+kill_queue_daemon c
+wait_until 20 systemctl is-failed --quiet ublk@c || true
+systemctl is-failed --quiet ublk@c || fail "ublk@c is $(systemctl is-active ublk@c) after its queue daemon died"
 wait_until 10 test ! -e "$dev" || true
 [ ! -e "$dev" ] || fail "$dev still exists after its queue daemon died"
-journalctl -b --no-pager DEVICE=a -o cat | grep -q 'killed by SIGKILL' || fail "the journal does not say why a failed"
-systemctl reset-failed ublk@a
+journalctl -b --no-pager DEVICE=c -o cat | grep -q 'killed by SIGKILL' || fail "the journal does not say why c went"
+systemctl reset-failed ublk@c
 
-step "the unit starts again afterwards; a device deleted by hand leaves it inactive, not failed"
+step "a device deleted by hand leaves ublk@a inactive, not failed"
 systemctl start ublk@a
 wait_for_link a
 ublkctl delete a
-wait_until 10 test "$(systemctl is-active ublk@a)" != active || true
+wait_until 10 output_is inactive systemctl is-active ublk@a || true
 systemctl stop ublk@a
 ! systemctl is-failed --quiet ublk@a || fail "ublk@a failed after a delete by hand"
 
 step "a failed device keeps its name only: the next device may take its kernel id"
 echo '{"target":"null","size":"64M"}' >/var/tmp/null.json
-ublkctl create x --spec /var/tmp/null.json
-pkill -KILL -f 'ublkd serve --spec /run/ublkd/devices/x.spec.json'
-wait_until 10 test "$(ublk_state x)" = failed || true
+truncate -s 64M /var/lib/ublk/x.img
+echo '{"target":"loop","path":"/var/lib/ublk/x.img"}' >/var/tmp/x.json
+ublkctl create x --spec /var/tmp/x.json
+rm /var/lib/ublk/x.img  # every recovery fails: x ends failed
+kill_queue_daemon x
+wait_until 30 state_is x failed || true
 [ "$(ublk_state x)" = failed ] || fail "x is not failed: $(ublkctl status x)"
 ublkctl create y --spec /var/tmp/null.json || fail "cannot create a device after a failed one"
 ublkctl list

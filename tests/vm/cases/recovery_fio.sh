@@ -1,0 +1,37 @@
+#!/bin/bash
+# Description: a loop device's queue daemon is SIGKILLed every 2 s for 60 s while fio writes with
+# crc32c verify; each time ublkd recovers the device (live -> recovering -> live) and fio sees no
+# error and no mismatch. Prints the longest I/O stall (fio's max completion latency).
+source "$(dirname "$0")/../lib.sh"
+
+mkdir -p /var/lib/ublk
+truncate -s 128M /var/lib/ublk/r.img
+defer rm -f /var/lib/ublk/r.img
+echo '{"target":"loop","path":"/var/lib/ublk/r.img","queues":2}' >/var/lib/ublk/r.json
+defer rm -f /var/lib/ublk/r.json
+dev=$(ublkctl create r --spec /var/lib/ublk/r.json)
+defer ublkctl delete r --missing-ok
+
+step "SIGKILL the queue daemon every 2 s for 60 s, under fio randwrite with verify"
+start_verifier "$dev"
+start_killer r
+sleep 60
+stop_killer
+stop_verifier
+echo "  $KILLS kills"
+[ "$KILLS" -ge 25 ] || fail "only $KILLS kills hit a live queue daemon in 60 s"
+
+step "every kill was one recovery: RestartCount counts them, the state is live"
+wait_until 30 state_is r live || fail "r is $(ublk_state r) after the kills"
+[ "$(ublk_prop r RestartCount)" = "$KILLS" ] || fail "RestartCount $(ublk_prop r RestartCount), expected $KILLS"
+expect_contains "$(ublk_prop r LastExitReason)" SIGKILL
+journalctl -b --no-pager DEVICE=r -o cat | grep -c 'recovered /dev/ublkb' | grep -qx "$KILLS" ||
+  fail "the journal does not show $KILLS recoveries"
+
+step "a last verify of the whole device, then delete; nothing is left"
+fio_checked /var/tmp/fio.json --name=final --filename="$dev" --ioengine=io_uring --direct=1 \
+  --rw=randwrite --bs=64k --iodepth=8 --verify=crc32c --verify_fatal=1 --do_verify=1 >/dev/null
+expect_no_io_errors
+ublkctl delete r
+expect_no_devices
+pass

@@ -1,0 +1,95 @@
+#!/bin/bash
+# Description: where recovery stops. A crash loop (crash_loop deaths within seconds) and a backing
+# file that vanished both end in the failed state, with I/O failing rather than hanging, and the
+# device can still be deleted. DeleteDevice while a daemon is recovering does not hang. A device
+# with recovery "none" is removed when its daemon dies, I/O fails at once, and DeviceRemoved says why.
+source "$(dirname "$0")/../lib.sh"
+
+mkdir -p /var/lib/ublk
+echo '{"target":"null","size":"64M"}' >/var/lib/ublk/null.json
+defer rm -f /var/lib/ublk/null.json
+echo '{"autostart": false, "crash_loop": {"deaths": 3, "within_seconds": 60}}' >/etc/ublk/ublkd.json
+defer 'echo "{\"autostart\": false}" >/etc/ublk/ublkd.json'
+systemctl restart ublkd
+
+# reader_until_error DEV: reads DEV in a loop in the background until a read fails; sets READER.
+reader_until_error() {
+  (while dd if="$1" of=/dev/null bs=4k count=256 iflag=direct status=none; do :; done) &
+  READER=$!
+  defer "kill $READER 2>/dev/null || true"
+}
+
+step "crash loop: 3 deaths within 60 s leave the device failed; a reader gets errors, not a hang"
+dev=$(ublkctl create c --spec /var/lib/ublk/null.json)
+reader_until_error "$dev"
+for i in 1 2 3; do
+  wait_until 30 state_is c live || fail "c is $(ublk_state c) before kill $i"
+  kill_queue_daemon c
+done
+wait_until 30 state_is c failed || fail "c is $(ublk_state c) after 3 deaths"
+journalctl -b --no-pager DEVICE=c -o cat | grep -q 'crash loop: 3 queue daemon deaths within 60 s' ||
+  fail "the journal does not report the crash loop"
+wait_until 10 process_gone $READER || fail "the reader of $dev still hangs"
+[ ! -e "$dev" ] || fail "$dev outlived the failure"
+ublkctl delete c || fail "cannot delete the failed device"
+expect_no_devices
+echo '{"autostart": false}' >/etc/ublk/ublkd.json  # the default limit, 10 deaths within 10 s
+systemctl restart ublkd
+
+step "a recovery that keeps failing (the backing file vanished) ends failed, and can be deleted"
+truncate -s 64M /var/lib/ublk/gone.img
+echo '{"target":"loop","path":"/var/lib/ublk/gone.img"}' >/var/lib/ublk/gone.json
+defer rm -f /var/lib/ublk/gone.img /var/lib/ublk/gone.json /var/lib/ublk/gone.img.moved
+ublkctl create gone --spec /var/lib/ublk/gone.json
+mv /var/lib/ublk/gone.img /var/lib/ublk/gone.img.moved
+kill_queue_daemon gone
+wait_until 30 state_is gone failed || fail "gone is $(ublk_state gone)"
+journalctl -b --no-pager DEVICE=gone -o cat | grep -q 'recovery failed 3 times in a row.*gone.img' ||
+  fail "the journal does not say why the recovery failed: $(journalctl -b --no-pager DEVICE=gone -o cat)"
+ublkctl delete gone
+expect_no_devices
+
+step "DeleteDevice while a recovering daemon is stuck does not hang"
+dev=$(ublkctl create d --spec /var/lib/ublk/null.json)
+# Another process holds the daemon's /dev/ublkcN (a copy taken with pidfd_getfd), so after the
+# daemon dies the device never becomes recoverable and its successor waits.
+pid=$(pgrep -f 'ublkd serve --spec /run/ublkd/devices/d.spec.json')
+python3 - "$pid" >/var/tmp/holder.out 2>&1 <<'PY' &
+import ctypes, os, sys, time
+pid = int(sys.argv[1])
+fd = next(int(f) for f in os.listdir(f"/proc/{pid}/fd") if os.readlink(f"/proc/{pid}/fd/{f}").startswith("/dev/ublkc"))
+held = ctypes.CDLL(None, use_errno=True).syscall(438, os.pidfd_open(pid), fd, 0)  # pidfd_getfd
+print("held" if held >= 0 else f"pidfd_getfd: {os.strerror(ctypes.get_errno())}", flush=True)
+time.sleep(600)
+PY
+holder=$!
+defer "kill $holder 2>/dev/null || true"
+wait_until 10 grep -q held /var/tmp/holder.out || fail "cannot hold /dev/ublkc: $(cat /var/tmp/holder.out)"
+kill_queue_daemon d
+sleep 3
+[ "$(ublk_state d)" = recovering ] || fail "d is $(ublk_state d), expected recovering"
+start=$SECONDS
+timeout 30 ublkctl delete d || fail "DeleteDevice during recovery failed or hung (exit $?)"
+echo "  deleted in $((SECONDS - start)) s"
+wait_until 10 test ! -e "$dev" || fail "$dev still exists"
+kill $holder
+expect_no_devices
+
+step "recovery none: the dead daemon's I/O fails at once, the device goes, DeviceRemoved says why"
+echo '{"target":"null","size":"64M","recovery":"none"}' >/var/lib/ublk/none.json
+defer rm -f /var/lib/ublk/none.json
+dbus-monitor --system "type='signal',interface='org.ublk.Manager',member='DeviceRemoved'" >/var/tmp/removed.log &
+monitor=$!
+defer "kill $monitor 2>/dev/null || true"
+dev=$(ublkctl create n --spec /var/lib/ublk/none.json)
+reader_until_error "$dev"
+sleep 1
+start=$SECONDS
+kill_queue_daemon n
+wait_until 10 process_gone $READER || fail "the reader of $dev still runs 10 s after its daemon died"
+echo "  the reader ended $((SECONDS - start)) s after the kill"
+wait_until 10 test ! -e "$dev" || fail "$dev still exists"
+! ublkctl status n >/dev/null 2>&1 || fail "n is still listed: $(ublkctl status n)"
+wait_until 10 grep -q 'killed by SIGKILL' /var/tmp/removed.log || fail "DeviceRemoved: $(cat /var/tmp/removed.log)"
+expect_no_devices
+pass
