@@ -173,12 +173,15 @@ void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
   device.status.reset();
   device.timedOut = false;
   watchChild(device);
-  device.deadline = loop_.after(options_.startTimeout, [this, name] {
+  device.deadline = loop_.after(options_.startTimeout, [this, name, pid = device.child->pid()] {
     auto it = devices_.find(name);
     if (it == devices_.end()) return;
     Managed& late = *it->second;
     const DeviceState state = late.view.state;
-    if ((state != DeviceState::Starting && state != DeviceState::Recovering) || !late.child) return;
+    if ((state != DeviceState::Starting && state != DeviceState::Recovering) || !late.child ||
+        late.child->pid() != pid) {
+      return;
+    }
     log::error(
         fmt::format("device {}: queue daemon not ready after {} s; killing it", name, options_.startTimeout.count()),
         {{"DEVICE", name}});
@@ -308,6 +311,30 @@ std::optional<ublk::abi::DevInfo> Manager::kernelDeviceInfo(uint32_t id) {
   }
 }
 
+// Whether the kernel still has the device with a disk (not stopped, not deleted).
+bool Manager::kernelDeviceInUse(uint32_t id) {
+  try {
+    const auto info = kernelDeviceInfo(id);
+    return info && static_cast<ublk::abi::DevState>(info->state) != ublk::abi::DevState::Dead;
+  } catch (const std::exception&) {
+    return true;  // unknown: the caller's cleanup is the safe side
+  }
+}
+
+// SIGKILLs the device's current queue daemon if it is still there after `timeout`.
+EventLoop::TimerId Manager::killAfter(Managed& device, std::chrono::seconds timeout, std::string_view what) {
+  const std::string name = device.view.name;
+  const pid_t pid = device.child->pid();
+  return loop_.after(timeout, [this, name, pid, timeout, what = std::string(what)] {
+    auto it = devices_.find(name);
+    if (it == devices_.end() || !it->second->child || it->second->child->pid() != pid) return;
+    log::error(fmt::format("device {}: queue daemon (pid {}) failed {} within {} s; killing it", name, pid, what,
+                           timeout.count()),
+               {{"DEVICE", name}});
+    it->second->child->signal(SIGKILL);
+  });
+}
+
 // STOP_DEV fails whatever I/O is queued (so no application hangs on a dead daemon), then the
 // device is deleted; DEL_DEV_ASYNC (6.9+) does not wait for the last opener to close it.
 void Manager::removeKernelDevice(uint32_t id, const std::string& name) {
@@ -353,7 +380,9 @@ void Manager::onChildExit(const std::string& name) {
       return;
     }
     case DeviceState::Live: {
-      const bool planned = std::exchange(device.handingOver, false) && exit.clean();
+      loop_.cancel(device.deadline);  // a handover's
+      // An adopted daemon's exit status is unknown; its handover is taken at its word.
+      const bool planned = std::exchange(device.handingOver, false) && (exit.clean() || !exit.known);
       view.lastExitReason = planned ? "handed over" : fmt::format("queue daemon {}", exit.describe());
       device.child.reset();
       if (!planned) device.deaths.push_back(Managed::Clock::now());
@@ -375,7 +404,8 @@ void Manager::onChildExit(const std::string& name) {
     case DeviceState::Stopping: {
       loop_.cancel(device.deadline);
       device.child.reset();
-      if (!exit.clean()) removeKernelDevice(view.id, name);
+      // A daemon that stopped cleanly deleted the device, unless it handed it over instead.
+      if (!exit.clean() || kernelDeviceInUse(view.id)) removeKernelDevice(view.id, name);
       finishRemoval(name, "deleted");
       return;
     }
@@ -397,6 +427,15 @@ void Manager::afterDeath(Managed& device) {
                {{"DEVICE", name}, {"TARGET", view.target}});
     removeKernelDevice(view.id, name);
     finishRemoval(name, view.lastExitReason);
+    return;
+  }
+  if (!kernelDeviceInUse(view.id)) {
+    // Stopped and deleted (by its daemon on SIGTERM, or by hand): nothing is left to recover,
+    // and the id may soon be another device's.
+    log::warning(fmt::format("device {}: {}, and {} is gone", name, view.lastExitReason, view.blockDevice()),
+                 {{"DEVICE", name}});
+    removeKernelDevice(view.id, name);
+    finishRemoval(name, fmt::format("{}; its kernel device was removed", view.lastExitReason));
     return;
   }
   if (device.deaths.size() >= options_.crashLoopDeaths) {
@@ -448,12 +487,6 @@ void Manager::failDevice(Managed& device, const std::string& why) {
   view.lastError = why;
   log::error(fmt::format("device {}: failed: {}; removing {}", view.name, why, view.blockDevice()),
              {{"DEVICE", view.name}, {"TARGET", view.target}});
-  if (device.child) {
-    loop_.unwatch(device.child->pidfd());
-    if (device.child->statusFd() >= 0) loop_.unwatch(device.child->statusFd());
-    device.child->signal(SIGKILL);
-    device.child.reset();
-  }
   loop_.cancel(device.deadline);
   loop_.cancel(device.retry);
   removeKernelDevice(view.id, view.name);
@@ -497,32 +530,29 @@ void Manager::remove(const std::string& name, DeleteDone done) {
     case DeviceState::Recovering:
       break;
   }
+  if (device.handingOver) {
+    throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' is being restarted; delete it once it is live", name));
+  }
   // An exclusive open fails while a filesystem, device-mapper or md holds the device.
   const ublk::UniqueFd probe(::open(view.blockDevice().c_str(), O_RDONLY | O_EXCL | O_CLOEXEC | O_NONBLOCK));
   if (!probe && errno == EBUSY) {
     throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' ({}) is in use: mounted or held by another device",
                                                     name, view.blockDevice()));
   }
-  device.onDeleted.push_back(std::move(done));
   if (!device.child) {
     // A recovery waiting out its backoff: no daemon to stop, only the kernel device.
+    device.onDeleted.push_back(std::move(done));
     removeKernelDevice(view.id, name);
     finishRemoval(name, "deleted");
     return;
   }
   // A live daemon stops and deletes the device itself; a recovering one may be waiting in the
   // kernel for the device, so it is killed and the device removed here.
-  const bool recovering = view.state == DeviceState::Recovering;
-  device.child->signal(recovering ? SIGKILL : SIGTERM);
+  device.child->signal(view.state == DeviceState::Recovering ? SIGKILL : SIGTERM);
+  device.onDeleted.push_back(std::move(done));
   view.state = DeviceState::Stopping;
-  device.deadline = loop_.after(options_.stopTimeout, [this, name] {
-    auto found = devices_.find(name);
-    if (found == devices_.end() || !found->second->child) return;
-    log::error(fmt::format("device {}: queue daemon still running {} s after SIGTERM; killing it", name,
-                           options_.stopTimeout.count()),
-               {{"DEVICE", name}});
-    found->second->child->signal(SIGKILL);
-  });
+  loop_.cancel(device.deadline);
+  device.deadline = killAfter(device, options_.stopTimeout, "to stop");
   if (listener_ != nullptr) listener_->deviceChanged(view);
 }
 
@@ -534,10 +564,10 @@ void Manager::restart(const std::string& name, RestartDone done) {
     throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' is {}; only a live device can be restarted", name,
                                                     device.handingOver ? "restarting" : stateName(device.view.state)));
   }
-  if (!device.recoverable()) {
+  if (device.recovery != Recovery::Reissue || !device.recoverable()) {
     throw ServiceError(ErrorKind::Failed,
-                       fmt::format("device '{}' has recovery '{}': without user recovery its queue daemon cannot "
-                                   "be replaced",
+                       fmt::format("device '{}' has recovery '{}': only with 'reissue' does I/O wait for the next "
+                                   "queue daemon instead of failing",
                                    name, toString(device.recovery)));
   }
   if ((device.kernelFlags & ublk::abi::feature::kQuiesce) == 0) {
@@ -546,9 +576,11 @@ void Manager::restart(const std::string& name, RestartDone done) {
                                    "restart cannot quiesce it; its queue daemon is recovered only after a crash",
                                    name));
   }
+  device.child->signal(SIGUSR2);
   device.handingOver = true;
   device.onRestarted.push_back(std::move(done));
-  device.child->signal(SIGUSR2);
+  // A daemon stuck handing over is killed; recovery then follows as after a crash.
+  device.deadline = killAfter(device, options_.stopTimeout, "to hand the device over");
   log::info(fmt::format("device {}: planned restart: queue daemon pid {} hands it over", name, device.child->pid()),
             {{"DEVICE", name}});
 }
@@ -640,7 +672,11 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
   if (live && server > 0 && servesSpec(commandLine(server), specPath(name).string())) {
     device->child = ChildProcess::adopt(server);
   }
-  fillFromKernel(*device);
+  try {
+    fillFromKernel(*device);
+  } catch (const std::exception& e) {
+    log::warning(fmt::format("device {}: cannot read its geometry back: {}", name, e.what()), {{"DEVICE", name}});
+  }
   Managed& ref = *devices_.emplace(name, std::move(device)).first->second;
   if (ref.child) {
     ref.view.state = DeviceState::Live;

@@ -119,6 +119,8 @@ class Manager {
   void failDevice(Managed& device, const std::string& why);
   void finishRemoval(const std::string& name, const std::string& reason);
   void removeKernelDevice(uint32_t id, const std::string& name);
+  bool kernelDeviceInUse(uint32_t id);
+  EventLoop::TimerId killAfter(Managed& device, std::chrono::seconds timeout, std::string_view what);
   std::optional<ublk::abi::DevInfo> kernelDeviceInfo(uint32_t id);  // nullopt: no such device
   void fillFromKernel(Managed& device);
   void writeRecord(const Managed& device);

@@ -13,6 +13,9 @@ dev=$(ublkctl create r --spec /var/lib/ublk/r.json)
 defer ublkctl delete r --missing-ok
 
 step "SIGKILL the queue daemon every 2 s for 60 s, under fio randwrite with verify"
+dbus-monitor --system "type='signal',interface='org.ublk.Manager',member='DeviceStateChanged'" >/var/tmp/states.log &
+monitor=$!
+defer "kill $monitor 2>/dev/null || true"
 start_verifier "$dev"
 start_killer r
 sleep 60
@@ -25,6 +28,9 @@ step "every kill was one recovery: RestartCount counts them, the state is live"
 wait_until 30 state_is r live || fail "r is $(ublk_state r) after the kills"
 [ "$(ublk_prop r RestartCount)" = "$KILLS" ] || fail "RestartCount $(ublk_prop r RestartCount), expected $KILLS"
 expect_contains "$(ublk_prop r LastExitReason)" SIGKILL
+states=$(grep -o 'string "\(live\|recovering\)"' /var/tmp/states.log | cut -d'"' -f2 | tr '\n' ' ')
+[ "$states" = "$(for i in $(seq "$KILLS"); do printf 'recovering live '; done)" ] ||
+  fail "DeviceStateChanged went: $states"
 journalctl -b --no-pager DEVICE=r -o cat | grep -c 'recovered /dev/ublkb' | grep -qx "$KILLS" ||
   fail "the journal does not show $KILLS recoveries"
 
