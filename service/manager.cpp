@@ -625,8 +625,9 @@ void killStrayServers(const std::string& specFile) {
   for (const auto& entry : fs::directory_iterator("/proc", ec)) {
     const std::string file = entry.path().filename().string();
     if (file.find_first_not_of("0123456789") != std::string::npos) continue;
+    // The pidfd first, then the check: a signal through it cannot hit a recycled pid.
     const pid_t pid = std::stoi(file);
-    if (servesSpec(commandLine(pid), specFile)) ::kill(pid, SIGKILL);
+    if (auto stray = ChildProcess::adopt(pid); stray && servesSpec(commandLine(pid), specFile)) stray->signal(SIGKILL);
   }
 }
 
@@ -669,8 +670,9 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
   }
   const pid_t server = info->ublksrv_pid;
   const bool live = static_cast<ublk::abi::DevState>(info->state) == ublk::abi::DevState::Live;
-  if (live && server > 0 && servesSpec(commandLine(server), specPath(name).string())) {
-    device->child = ChildProcess::adopt(server);
+  if (live && server > 0) {
+    auto child = ChildProcess::adopt(server);
+    if (child && servesSpec(commandLine(server), specPath(name).string())) device->child = std::move(child);
   }
   try {
     fillFromKernel(*device);
