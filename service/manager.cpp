@@ -173,21 +173,8 @@ void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
   device.status.reset();
   device.timedOut = false;
   watchChild(device);
-  device.deadline = loop_.after(options_.startTimeout, [this, name, pid = device.child->pid()] {
-    auto it = devices_.find(name);
-    if (it == devices_.end()) return;
-    Managed& late = *it->second;
-    const DeviceState state = late.view.state;
-    if ((state != DeviceState::Starting && state != DeviceState::Recovering) || !late.child ||
-        late.child->pid() != pid) {
-      return;
-    }
-    log::error(
-        fmt::format("device {}: queue daemon not ready after {} s; killing it", name, options_.startTimeout.count()),
-        {{"DEVICE", name}});
-    late.timedOut = true;
-    late.child->signal(SIGKILL);
-  });
+  // Cancelled once the device is live (becameLive, recovered).
+  device.deadline = killAfter(device, options_.startTimeout, "to get the device live");
 }
 
 void Manager::watchChild(Managed& device) {
@@ -321,7 +308,8 @@ bool Manager::kernelDeviceInUse(uint32_t id) {
   }
 }
 
-// SIGKILLs the device's current queue daemon if it is still there after `timeout`.
+// SIGKILLs the device's current queue daemon if it is still there after `timeout`, marking it
+// timed out (so a late "ready" does not count).
 EventLoop::TimerId Manager::killAfter(Managed& device, std::chrono::seconds timeout, std::string_view what) {
   const std::string name = device.view.name;
   const pid_t pid = device.child->pid();
@@ -331,6 +319,7 @@ EventLoop::TimerId Manager::killAfter(Managed& device, std::chrono::seconds time
     log::error(fmt::format("device {}: queue daemon (pid {}) failed {} within {} s; killing it", name, pid, what,
                            timeout.count()),
                {{"DEVICE", name}});
+    it->second->timedOut = true;
     it->second->child->signal(SIGKILL);
   });
 }

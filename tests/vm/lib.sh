@@ -35,19 +35,28 @@ scratch_file() {
   echo "$f"
 }
 
+# fio_checked OUT_JSON [FIO OPTION...]: runs fio with JSON output into OUT_JSON; fails on an I/O
+# error or a verify mismatch. Prints the job's longest completion latency (read or write) in ms.
+fio_checked() {
+  local out=$1
+  shift
+  fio --output-format=json --output="$out" "$@" || fail "fio exited $?: $(tail -n 20 "$out")"
+  python3 - "$out" <<'PY' || fail "fio reported errors: $(tail -n 20 "$out")"
+import json, sys
+jobs = json.load(open(sys.argv[1]))["jobs"]
+if any(j["error"] != 0 for j in jobs):
+    sys.exit(1)
+print(max(j[d]["clat_ns"]["max"] for j in jobs for d in ("read", "write")) / 1e6)
+PY
+}
+
 # fio_verify DEVICE [FIO OPTION...]: random writes, then a read-back checked with crc32c.
 # Fails on any I/O error or mismatch; extra options (bs, iodepth, size ...) override defaults.
 fio_verify() {
   local dev=$1
   shift
-  fio --name=verify --filename="$dev" --ioengine=io_uring --direct=1 --rw=randwrite \
-    --bs=4k --iodepth=16 --size=64M --verify=crc32c --verify_fatal=1 --do_verify=1 \
-    --output-format=terse --terse-version=3 "$@" >/var/tmp/fio.out ||
-    fail "fio on $dev exited $?: $(tail -n 5 /var/tmp/fio.out)"
-  # terse v3: field 5 is the job's first error (0 when none).
-  local error
-  error=$(awk -F';' '{ print $5 }' /var/tmp/fio.out)
-  [ "$error" = 0 ] || fail "fio on $dev reported error $error"
+  fio_checked /var/tmp/fio.json --name=verify --filename="$dev" --ioengine=io_uring --direct=1 --rw=randwrite \
+    --bs=4k --iodepth=16 --size=64M --verify=crc32c --verify_fatal=1 --do_verify=1 "$@" >/dev/null
 }
 
 # serve_device SPEC_JSON: starts `ublkd serve` (or $UBLKD_BIN serve) on the spec in the background and waits (10 s at
@@ -178,21 +187,6 @@ stop_killer() {
 # ublk_prop NAME KEY: one property of the device (RestartCount, LastExitReason, ...), or nothing.
 ublk_prop() {
   ublkctl status "$1" --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin).get('$2', ''))" 2>/dev/null
-}
-
-# fio_checked OUT_JSON [FIO OPTION...]: runs fio with JSON output into OUT_JSON; fails on an I/O
-# error or a verify mismatch. Prints the job's longest completion latency (read or write) in ms.
-fio_checked() {
-  local out=$1
-  shift
-  fio --output-format=json --output="$out" "$@" || fail "fio exited $?: $(tail -n 20 "$out")"
-  python3 - "$out" <<'PY' || fail "fio reported errors: $(tail -n 20 "$out")"
-import json, sys
-jobs = json.load(open(sys.argv[1]))["jobs"]
-if any(j["error"] != 0 for j in jobs):
-    sys.exit(1)
-print(max(j[d]["clat_ns"]["max"] for j in jobs for d in ("read", "write")) / 1e6)
-PY
 }
 
 # start_verifier DEVICE: fio write-then-verify passes (crc32c) over DEVICE, one after another in

@@ -35,8 +35,7 @@ journalctl -b --no-pager DEVICE=r -o cat | grep -c 'recovered /dev/ublkb' | grep
   fail "the journal does not show $KILLS recoveries"
 
 step "a last verify of the whole device, then delete; nothing is left"
-fio_checked /var/tmp/fio.json --name=final --filename="$dev" --ioengine=io_uring --direct=1 \
-  --rw=randwrite --bs=64k --iodepth=8 --verify=crc32c --verify_fatal=1 --do_verify=1 >/dev/null
+fio_verify "$dev" --bs=64k --iodepth=8 --size=128M
 expect_no_io_errors
 ublkctl delete r
 expect_no_devices

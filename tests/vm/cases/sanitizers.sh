@@ -27,21 +27,20 @@ serve_device "$(cat /var/tmp/recover.json)"
 fio_verify "$UBLK_DEV" --size=16M --do_verify=0
 kill -KILL "$UBLK_PID"
 wait "$UBLK_PID" || true
-id=${UBLK_DEV#/dev/ublkb}
-"$UBLKD_BIN" serve --spec /var/tmp/recover.json --recover "$id" >/var/tmp/recover.out 2>&1 &
-UBLK_PID=$!
-defer "kill -TERM $UBLK_PID 2>/dev/null; wait $UBLK_PID 2>/dev/null"
-wait_until 30 grep -q "^$UBLK_DEV" /var/tmp/recover.out || fail "no recovery: $(cat /var/tmp/recover.out)"
-fio_verify "$UBLK_DEV" --size=16M --verify_only=1
-if ublkd features | grep -qw QUIESCE; then
-  step "SIGUSR2 hands the device over: the daemon exits 0, the device waits QUIESCED for the next"
-  kill -USR2 "$UBLK_PID"
-  wait "$UBLK_PID" || fail "the handing-over daemon exited $?: $(cat /var/tmp/recover.out)"
-  "$UBLKD_BIN" serve --spec /var/tmp/recover.json --recover "$id" >/var/tmp/recover.out 2>&1 &
+# recover: a new `serve --recover` takes the device over; the data written before reads back.
+recover() {
+  "$UBLKD_BIN" serve --spec /var/tmp/recover.json --recover "${UBLK_DEV#/dev/ublkb}" >/var/tmp/recover.out 2>&1 &
   UBLK_PID=$!
   defer "kill -TERM $UBLK_PID 2>/dev/null; wait $UBLK_PID 2>/dev/null"
   wait_until 30 grep -q "^$UBLK_DEV" /var/tmp/recover.out || fail "no recovery: $(cat /var/tmp/recover.out)"
   fio_verify "$UBLK_DEV" --size=16M --verify_only=1
+}
+recover
+if ublkd features | grep -qw QUIESCE; then
+  step "SIGUSR2 hands the device over: the daemon exits 0, the device waits QUIESCED for the next"
+  kill -USR2 "$UBLK_PID"
+  wait "$UBLK_PID" || fail "the handing-over daemon exited $?: $(cat /var/tmp/recover.out)"
+  recover
 fi
 stop_device
 grep 'ERROR: \(Address\|Leak\)Sanitizer\|runtime error' /var/tmp/recover.out && fail "sanitizer report in serve --recover"
