@@ -154,6 +154,10 @@ wait_for_link() {
     fail "/dev/ublk/by-name/$1 did not appear: $(ls -l /dev/ublk/by-name 2>&1)"
 }
 
+# journal [JOURNALCTL ARG...]: the journal's messages since this case began (UBLKVM_JOURNAL_SINCE,
+# set by the harness), so an earlier case in the same boot cannot answer for this one.
+journal() { journalctl --no-pager -o cat --since="${UBLKVM_JOURNAL_SINCE:?not run by the harness}" "$@"; }
+
 # --- recovery helpers ---
 
 # kill_queue_daemon NAME: SIGKILL to the queue daemon(s) of ublkd's device NAME (the serving one
@@ -216,7 +220,8 @@ stop_verifier() {
   echo "  $runs fio passes, all verified; longest I/O stall $stall ms ($(uname -r))"
 }
 
-# expect_no_io_errors: the kernel logged no block I/O or filesystem error during the test.
+# expect_no_io_errors: the kernel logged no block I/O or filesystem error during the test (the
+# harness empties the kernel's log buffer before each case).
 expect_no_io_errors() {
   ! dmesg | grep -E 'I/O error|EXT4-fs error|Buffer I/O' || fail "the kernel logged I/O errors"
 }

@@ -9,18 +9,21 @@ truncate -s 64M /var/lib/ublk/a.img /var/lib/ublk/b.img
 echo '{"target":"loop","path":"/var/lib/ublk/a.img"}' >/etc/ublk.d/a.json
 echo '{"target":"loop","path":"/var/lib/ublk/b.img"}' >/etc/ublk.d/b.json
 echo '{"target":"loop","path":"/var/lib/ublk/b.img","queues":"many"}' >/etc/ublk.d/bad.json
+defer rm -f /etc/ublk.d/a.json /etc/ublk.d/b.json /etc/ublk.d/bad.json /var/lib/ublk/a.img /var/lib/ublk/b.img
 
 step "autostart: every valid spec comes up with ublkd; the bad one is logged and skipped"
+cp /etc/ublk/ublkd.json /var/tmp/ublkd.json.orig
+defer cp /var/tmp/ublkd.json.orig /etc/ublk/ublkd.json
 echo '{"autostart": true}' >/etc/ublk/ublkd.json
-defer 'echo "{\"autostart\": false}" >/etc/ublk/ublkd.json'
 systemctl start ublkd
+defer "ublkctl delete a --missing-ok; ublkctl delete b --missing-ok"
 both_live() { [ "$(ublk_state a)" = live ] && [ "$(ublk_state b)" = live ]; }
 wait_until 20 both_live || true
 ublkctl list
 [ "$(ublk_state a)" = live ] || fail "a is not live"
 [ "$(ublk_state b)" = live ] || fail "b is not live"
 ! ublkctl status bad >/dev/null 2>&1 || fail "the invalid spec was brought up"
-journalctl -b --no-pager CONFIG_FILE=/etc/ublk.d/bad.json -o cat | grep -q '/queues' ||
+journal CONFIG_FILE=/etc/ublk.d/bad.json | grep -q '/queues' ||
   fail "the journal does not name bad.json and /queues"
 ublkctl delete a
 ublkctl delete b
@@ -28,7 +31,7 @@ ublkctl delete b
 step "systemctl start ublk@bad fails; the unit's log carries the D-Bus error naming the field"
 systemctl start ublk@bad && fail "ublk@bad started"
 systemctl is-failed --quiet ublk@bad || fail "ublk@bad is not failed"
-log=$(journalctl -b --no-pager -u ublk@bad -o cat)
+log=$(journal -u ublk@bad)
 grep -q 'org.ublk.Error.InvalidSpec' <<<"$log" || fail "no InvalidSpec in ublk@bad's log: $log"
 grep -q '/queues' <<<"$log" || fail "the error does not name /queues: $log"
 systemctl reset-failed ublk@bad
@@ -57,7 +60,7 @@ wait_until 20 systemctl is-failed --quiet ublk@c || true
 systemctl is-failed --quiet ublk@c || fail "ublk@c is $(systemctl is-active ublk@c) after its queue daemon died"
 wait_until 10 test ! -e "$dev" || true
 [ ! -e "$dev" ] || fail "$dev still exists after its queue daemon died"
-journalctl -b --no-pager DEVICE=c -o cat | grep -q 'killed by SIGKILL' || fail "the journal does not say why c went"
+journal DEVICE=c | grep -q 'killed by SIGKILL' || fail "the journal does not say why c went"
 systemctl reset-failed ublk@c
 
 step "a device deleted by hand leaves ublk@a inactive, not failed"
@@ -71,8 +74,10 @@ systemctl stop ublk@a
 step "a failed device keeps its name only: the next device may take its kernel id"
 echo '{"target":"null","size":"64M"}' >/var/tmp/null.json
 truncate -s 64M /var/lib/ublk/x.img
+defer rm -f /var/lib/ublk/x.img
 echo '{"target":"loop","path":"/var/lib/ublk/x.img"}' >/var/tmp/x.json
 ublkctl create x --spec /var/tmp/x.json
+defer "ublkctl delete x --missing-ok; ublkctl delete y --missing-ok"
 rm /var/lib/ublk/x.img  # every recovery fails: x ends failed
 kill_queue_daemon x
 wait_until 30 state_is x failed || true

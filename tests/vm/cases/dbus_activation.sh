@@ -37,7 +37,7 @@ features=$(busctl get-property org.ublk.Manager /org/ublk/Manager org.ublk.Manag
 expect_contains "$features" CMD_IOCTL_ENCODE
 
 step "the journal carries structured fields"
-journalctl -b --no-pager DEVICE=disk0 -o cat | grep -q "live as /dev/ublkb$id" || fail "no journal entry with DEVICE=disk0"
+journal DEVICE=disk0 | grep -q "live as /dev/ublkb$id" || fail "no journal entry with DEVICE=disk0"
 
 step "DeleteDevice removes it"
 busctl call org.ublk.Manager /org/ublk/Manager org.ublk.Manager DeleteDevice s disk0

@@ -13,7 +13,7 @@ step "the build is installed into the guest"
 
 step "a transient unit runs ublkd features; its output lands in the journal"
 systemd-run --wait --unit=ublkvm-features /usr/sbin/ublkd features >/dev/null
-journal=$(journalctl -u ublkvm-features --no-pager -o cat)
+journal=$(journal -u ublkvm-features)
 echo "$journal"
 expect_contains "$journal" CMD_IOCTL_ENCODE
 

@@ -31,7 +31,7 @@ expect_contains "$(ublk_prop r LastExitReason)" SIGKILL
 states=$(grep -o 'string "\(live\|recovering\)"' /var/tmp/states.log | cut -d'"' -f2 | tr '\n' ' ')
 [ "$states" = "$(for i in $(seq "$KILLS"); do printf 'recovering live '; done)" ] ||
   fail "DeviceStateChanged went: $states"
-journalctl -b --no-pager DEVICE=r -o cat | grep -c 'recovered /dev/ublkb' | grep -qx "$KILLS" ||
+journal DEVICE=r | grep -c 'recovered /dev/ublkb' | grep -qx "$KILLS" ||
   fail "the journal does not show $KILLS recoveries"
 
 step "a last verify of the whole device, then delete; nothing is left"

@@ -6,7 +6,7 @@ source "$(dirname "$0")/../lib.sh"
 
 mkdir -p /var/lib/ublk /var/tmp/src /mnt/r
 truncate -s 256M /var/lib/ublk/fs.img
-defer rm -rf /var/lib/ublk/fs.img /var/tmp/src
+defer rm -rf /var/lib/ublk/fs.img /var/lib/ublk/fs.json /var/tmp/src
 echo '{"target":"loop","path":"/var/lib/ublk/fs.img"}' >/var/lib/ublk/fs.json
 dev=$(ublkctl create fs --spec /var/lib/ublk/fs.json)
 defer ublkctl delete fs --missing-ok

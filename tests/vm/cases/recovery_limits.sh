@@ -8,8 +8,9 @@ source "$(dirname "$0")/../lib.sh"
 mkdir -p /var/lib/ublk
 echo '{"target":"null","size":"64M"}' >/var/lib/ublk/null.json
 defer rm -f /var/lib/ublk/null.json
+cp /etc/ublk/ublkd.json /var/tmp/ublkd.json.orig
+defer cp /var/tmp/ublkd.json.orig /etc/ublk/ublkd.json
 echo '{"autostart": false, "crash_loop": {"deaths": 3, "within_seconds": 60}}' >/etc/ublk/ublkd.json
-defer 'echo "{\"autostart\": false}" >/etc/ublk/ublkd.json'
 systemctl restart ublkd
 
 # reader_until_error DEV: reads DEV in a loop in the background until a read fails; sets READER.
@@ -27,13 +28,13 @@ for i in 1 2 3; do
   kill_queue_daemon c
 done
 wait_until 30 state_is c failed || fail "c is $(ublk_state c) after 3 deaths"
-journalctl -b --no-pager DEVICE=c -o cat | grep -q 'crash loop: 3 queue daemon deaths within 60 s' ||
+journal DEVICE=c | grep -q 'crash loop: 3 queue daemon deaths within 60 s' ||
   fail "the journal does not report the crash loop"
 wait_until 10 process_gone $READER || fail "the reader of $dev still hangs"
 [ ! -e "$dev" ] || fail "$dev outlived the failure"
 ublkctl delete c || fail "cannot delete the failed device"
 expect_no_devices
-echo '{"autostart": false}' >/etc/ublk/ublkd.json  # the default limit, 10 deaths within 10 s
+cp /var/tmp/ublkd.json.orig /etc/ublk/ublkd.json # the default limit, 10 deaths within 10 s
 systemctl restart ublkd
 
 step "a recovery that keeps failing (the backing file vanished) ends failed, and can be deleted"
@@ -44,8 +45,8 @@ ublkctl create gone --spec /var/lib/ublk/gone.json
 mv /var/lib/ublk/gone.img /var/lib/ublk/gone.img.moved
 kill_queue_daemon gone
 wait_until 30 state_is gone failed || fail "gone is $(ublk_state gone)"
-journalctl -b --no-pager DEVICE=gone -o cat | grep -q 'recovery failed 3 times in a row.*gone.img' ||
-  fail "the journal does not say why the recovery failed: $(journalctl -b --no-pager DEVICE=gone -o cat)"
+journal DEVICE=gone | grep -q 'recovery failed 3 times in a row.*gone.img' ||
+  fail "the journal does not say why the recovery failed: $(journal DEVICE=gone)"
 ublkctl delete gone
 expect_no_devices
 

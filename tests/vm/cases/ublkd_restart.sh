@@ -34,7 +34,7 @@ kill -KILL "$old"
 wait_until 30 restarted ||
   fail "systemd did not restart ublkd"
 expect_unchanged "SIGKILL of ublkd"
-journalctl -b --no-pager -u ublkd -o cat | grep -q "device disk0: adopted" || fail "no adoption in the journal"
+journal -u ublkd | grep -q "device disk0: adopted" || fail "no adoption in the journal"
 sleep 3
 
 step "systemctl restart ublkd: the same"

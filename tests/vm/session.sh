@@ -1,0 +1,165 @@
+# The host side of a guest boot (sourced by tests/vm/run). A session is one QEMU guest that runs
+# cases one after another (guest/runner); it lives in $results_root/_sessions/<session>/:
+#   console.log qemu.log pid   the guest's serial console, QEMU's own output, the QEMU wrapper's pid
+#   ready request done-ID      the control files (guest/runner says what each holds)
+#   init-error                 why the initramfs gave up, if it did
+# Needs: kdir kver initramfs mode smp build here source_dir results_root (set by run).
+
+# Kernel lines only (a printk timestamp, and not a userspace "ident[pid]: " line forwarded to the
+# kernel log by systemd), so a test's own output cannot trip this.
+splat='Oops|BUG:|WARNING:|INFO: task .* blocked for more than|possible circular locking|possible recursive locking|inconsistent lock state|Kernel panic|general protection fault|soft lockup|rcu: .*stall'
+splats_in() {
+  grep -aE '^\[ *[0-9]+\.[0-9]+\] ' "$1" | grep -avE '^\[ *[0-9]+\.[0-9]+\] [A-Za-z0-9_.@-]+\[[0-9]+\]: ' |
+    grep -aE "$splat" || true
+}
+
+# session_use NAME: selects the session the other functions act on.
+session_use() {
+  session=$1
+  sdir=$results_root/_sessions/$session
+  console=$sdir/console.log
+}
+
+session_alive() {
+  local pid
+  pid=$(cat "$sdir/pid" 2>/dev/null) || return 1
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -qaF -- "$sdir" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+# session_kill: ends the session's QEMU (TERM, then KILL after 5 s) and waits for it to go.
+session_kill() {
+  local pid i
+  pid=$(cat "$sdir/pid" 2>/dev/null) || return 0
+  session_alive || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 50); do session_alive || return 0; sleep 0.1; done
+  pkill -KILL -f -- "$sdir/console.log" 2>/dev/null || true
+  kill -KILL "$pid" 2>/dev/null || true
+  for i in $(seq 50); do session_alive || return 0; sleep 0.1; done
+}
+
+# session_wait_exit SECONDS: waits for the guest to leave by itself; kills it after SECONDS.
+session_wait_exit() {
+  local i
+  for ((i = 0; i < $1 * 10; i++)); do session_alive || return 0; sleep 0.1; done
+  echo "vm: the guest did not power off within $1 s; killed" >&2
+  session_kill
+  return 1
+}
+
+_qemu_start() {
+  local cmdline=(
+    console=ttyS0 panic=-1 printk.time=1 sysctl.kernel.hung_task_timeout_secs=60
+    ublkvm.mode=$mode ublkvm.guest=$here/guest ublkvm.moddir=$kdir/root/lib/modules/$kver
+    ublkvm.session=$session ublkvm.build=$build ublkvm.source=$source_dir
+  )
+  local stage_share=()
+  if [ "$mode" = systemd ]; then
+    cmdline+=(systemd.unit=ublkd-vmtest.target systemd.show_status=error ublkvm.stage=1)
+    stage_share=(-virtfs "local,path=$(realpath "$build/vm/stage"),mount_tag=stage,security_model=none,readonly=on,multidevs=remap")
+  fi
+  # Extra kernel arguments, for experiments (for example the benchmark's clocksource choice).
+  cmdline+=(${UBLKD_VM_APPEND:-})
+  # Its own session, output to files only, without the session lock (fd 9, tests/vm/run): it
+  # outlives the command that started it (a ctest entry).
+  setsid timeout --kill-after=5 "${UBLKD_VM_SESSION_LIFE:-10800}" qemu-system-x86_64 \
+    -nodefaults -no-user-config -no-reboot -display none -monitor none \
+    -accel tcg,thread=multi -cpu max -smp "$smp" -m "${UBLKD_VM_MEMORY:-3G}" \
+    -kernel "$kdir/vmlinuz" -initrd "$initramfs" -append "${cmdline[*]}" \
+    -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+    -virtfs "local,path=$results_root,mount_tag=results,security_model=none,multidevs=remap" \
+    "${stage_share[@]}" -serial "file:$console" </dev/null >"$sdir/qemu.log" 2>&1 9>&- &
+  echo $! >"$sdir/pid"
+}
+
+# session_boot REASON: a fresh guest for this session (any old one is killed first), up to the
+# runner's "ready". Records the boot in $results_root/_sessions/boots.tsv. On failure prints why
+# (boot_error) and returns non-zero; the console log stays for a look.
+session_boot() {
+  local reason=$1 try start_ns i ready limit=${UBLKD_VM_BOOT_TIMEOUT:-300}
+  session_kill
+  for try in 1 2; do
+    rm -rf "$sdir"
+    mkdir -p "$sdir"
+    start_ns=$(date +%s%N)
+    _qemu_start
+    boot_error=
+    for ((i = 0; i < limit * 10; i++)); do
+      [ -e "$sdir/ready" ] && break
+      session_alive || break
+      sleep 0.1
+    done
+    ready=$(((($(date +%s%N) - start_ns) / 100000000)))
+    ready=$((ready / 10)).$((ready % 10))
+    if [ -e "$sdir/ready" ]; then
+      printf '%s\t%s\t%s\n' "$session" "$reason" "$ready" >>"$results_root/_sessions/boots.tsv"
+      echo "vm: booted $session ($kver) in ${ready}s: $reason"
+      if [ -n "$(splats_in "$console")" ]; then
+        boot_error="kernel splat during boot: $(splats_in "$console" | head -n 3)"
+        session_kill
+        return 1
+      fi
+      return 0
+    fi
+    if session_alive; then
+      boot_error="the guest was not ready after ${limit}s"
+      session_kill
+      return 1
+    fi
+    # A crash before /init ran is the emulator's, not the test's: TCG occasionally trips over the
+    # kernel patching its own text at boot. Such a boot is retried once, and says so.
+    if [ "$try" = 1 ] && [ -n "$(splats_in "$console")" ] && ! grep -aq 'Run /init as init process' "$console"; then
+      echo "vm: guest kernel crashed during early boot, before /init (emulator flake); retrying once:"
+      splats_in "$console" | head -n 3
+      cp "$console" "$results_root/_sessions/$session.early-crash.log"
+      continue
+    fi
+    boot_error="the guest stopped before it was ready"
+    [ -s "$sdir/init-error" ] && boot_error=$(cat "$sdir/init-error")
+    [ -n "$(splats_in "$console")" ] && boot_error="$boot_error; kernel: $(splats_in "$console" | head -n 3)"
+    return 1
+  done
+}
+
+# session_run ID TEST TIMEOUT SUBDIR: runs TEST in the guest with its results in
+# $results_root/SUBDIR. Sets run_status (the case's exit code, after the harness's leftover
+# check), run_reboot (1: the guest is leaving after it), run_left (1: it left something behind)
+# and run_error (non-empty when the guest did not report: it died or hung; it is then gone).
+session_run() {
+  local id=$1 test=$2 timeout=$3 subdir=$4 i deadline
+  run_status= run_reboot=0 run_left=0 run_error=
+  echo "run $id $timeout $subdir $test" >"$sdir/request.tmp"
+  mv "$sdir/request.tmp" "$sdir/request"
+  # The guest's own deadline is TIMEOUT plus 10 s to kill; the leftover check and reset follow.
+  deadline=$((SECONDS + timeout + 90))
+  while [ ! -e "$sdir/done-$id" ]; do
+    if ! session_alive; then
+      run_error="the guest stopped without reporting (crash or panic)"
+      return
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      run_error="the guest hung: no result ${timeout}s + 90s after the case began"
+      session_kill
+      return
+    fi
+    sleep 0.2
+  done
+  read -r run_status run_reboot run_left <"$sdir/done-$id"
+  # The end marker reaches the console a little after the result file (the kernel prints it).
+  for i in $(seq 100); do grep -aq "ublkvm-case-end $id" "$console" && break; session_alive || break; sleep 0.1; done
+}
+
+# console_slice ID: the console lines of case ID, from its begin marker to its end marker (or to
+# the end of the log when the guest died during the case).
+console_slice() {
+  awk -v b="ublkvm-case-begin $1 " -v e="ublkvm-case-end $1" \
+    'index($0, b) { on = 1 } on { print } on && index($0, e) { exit }' "$console"
+}
+
+# session_poweroff: asks the runner to power the guest off; kills it after 120 s.
+session_poweroff() {
+  session_alive || return 0
+  echo poweroff >"$sdir/request.tmp"
+  mv "$sdir/request.tmp" "$sdir/request"
+  session_wait_exit 120
+}
