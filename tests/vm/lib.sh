@@ -41,13 +41,8 @@ fio_checked() {
   local out=$1
   shift
   fio --output-format=json --output="$out" "$@" || fail "fio exited $?: $(tail -n 20 "$out")"
-  python3 - "$out" <<'PY' || fail "fio reported errors: $(tail -n 20 "$out")"
-import json, sys
-jobs = json.load(open(sys.argv[1]))["jobs"]
-if any(j["error"] != 0 for j in jobs):
-    sys.exit(1)
-print(max(j[d]["clat_ns"]["max"] for j in jobs for d in ("read", "write")) / 1e6)
-PY
+  jq -e 'all(.jobs[]; .error == 0)' "$out" >/dev/null || fail "fio reported errors: $(tail -n 20 "$out")"
+  jq '[.jobs[] | .read.clat_ns.max, .write.clat_ns.max] | max / 1e6' "$out"
 }
 
 # fio_verify DEVICE [FIO OPTION...]: random writes, then a read-back checked with crc32c.
@@ -145,7 +140,7 @@ prop_is() { [ "$(ublk_prop "$1" "$2")" = "$3" ]; }
 process_gone() { ! kill -0 "$1" 2>/dev/null; }
 
 # ublk_state NAME: the device's state as ublkd reports it (live, failed, ...), or nothing.
-ublk_state() { ublkctl status "$1" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["State"])' 2>/dev/null; }
+ublk_state() { ublkctl status "$1" --json 2>/dev/null | jq -r .State 2>/dev/null; }
 
 # wait_for_link NAME: /dev/ublk/by-name/NAME appears within 10 s.
 wait_for_link() {
@@ -190,7 +185,7 @@ stop_killer() {
 
 # ublk_prop NAME KEY: one property of the device (RestartCount, LastExitReason, ...), or nothing.
 ublk_prop() {
-  ublkctl status "$1" --json 2>/dev/null | python3 -c "import json,sys; print(json.load(sys.stdin).get('$2', ''))" 2>/dev/null
+  ublkctl status "$1" --json 2>/dev/null | jq -r --arg key "$2" '.[$key] // ""' 2>/dev/null
 }
 
 # start_verifier DEVICE: fio write-then-verify passes (crc32c) over DEVICE, one after another in
@@ -204,7 +199,7 @@ start_verifier() {
       ms=$(fio_checked /var/tmp/verifier.json --name=verifier --filename="$1" --ioengine=io_uring --direct=1 \
         --rw=randwrite --bs=4k --iodepth=16 --size=32M --verify=crc32c --verify_fatal=1 --do_verify=1) || exit 1
       runs=$((runs + 1))
-      stall=$(python3 -c "print(max($stall, $ms))")
+      stall=$(awk -v a="$stall" -v b="$ms" 'BEGIN { print (a > b) ? a : b }')
       echo "$runs $stall" >/var/tmp/verifier.result
     done
   ) &

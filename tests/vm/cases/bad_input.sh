@@ -68,7 +68,9 @@ step "nothing was created, and the good device kept serving"
 [ "$(ublkctl list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] ||
   fail "ublkd lists more than the good device: $(ublkctl list)"
 kill -0 "$fio_pid" || fail "fio on the good device stopped before the checks ended: $(cat /var/tmp/busy.out)"
-wait "$fio_pid" || fail "fio on the good device failed: $(tail -n 20 /var/tmp/busy.out)"
-grep -q "err= 0" /var/tmp/busy.out || fail "fio reported errors: $(grep err= /var/tmp/busy.out)"
+# SIGINT ends fio's time-based run early; its report then says whether any of its I/O failed.
+kill -INT "$fio_pid"
+wait "$fio_pid" || echo "  fio exited $? on SIGINT"
+grep -q "err= 0" /var/tmp/busy.out || fail "fio on the good device reported errors: $(tail -n 20 /var/tmp/busy.out)"
 fio_verify "$good" --size=32M
 pass

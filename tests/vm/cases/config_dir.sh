@@ -42,6 +42,7 @@ defer systemctl stop ublk@a
 wait_for_link a
 systemctl start ublk@bad || true
 fio_verify /dev/ublk/by-name/a --size=16M
+systemctl reset-failed ublk@bad
 
 step "a killed queue daemon is recovered: ublk@a stays active and the data stays"
 kill_queue_daemon a
