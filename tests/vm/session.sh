@@ -13,6 +13,21 @@ splats_in() {
     grep -aE "$splat" || true
 }
 
+# poll SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds; non-zero if it never did.
+poll() {
+  local tries=$(($1 * 10)) i
+  shift
+  for ((i = 0; i < tries; i++)); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+session_gone() { ! session_alive; }
+
+# seconds_since NS: the time since NS (date +%s%N) in seconds, to a tenth.
+seconds_since() {
+  local tenths=$((($(date +%s%N) - $1) / 100000000))
+  echo "$((tenths / 10)).$((tenths % 10))"
+}
+
 # session_use NAME: selects the session the other functions act on.
 session_use() {
   session=$1
@@ -28,20 +43,19 @@ session_alive() {
 
 # session_kill: ends the session's QEMU (TERM, then KILL after 5 s) and waits for it to go.
 session_kill() {
-  local pid i
+  local pid
   pid=$(cat "$sdir/pid" 2>/dev/null) || return 0
   session_alive || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 50); do session_alive || return 0; sleep 0.1; done
+  poll 5 session_gone && return 0
   pkill -KILL -f -- "$sdir/console.log" 2>/dev/null || true
   kill -KILL "$pid" 2>/dev/null || true
-  for i in $(seq 50); do session_alive || return 0; sleep 0.1; done
+  poll 5 session_gone || true
 }
 
 # session_wait_exit SECONDS: waits for the guest to leave by itself; kills it after SECONDS.
 session_wait_exit() {
-  local i
-  for ((i = 0; i < $1 * 10; i++)); do session_alive || return 0; sleep 0.1; done
+  poll "$1" session_gone && return 0
   echo "vm: the guest did not power off within $1 s; killed" >&2
   session_kill
   return 1
@@ -72,11 +86,13 @@ _qemu_start() {
   echo $! >"$sdir/pid"
 }
 
+ready_or_gone() { [ -e "$sdir/ready" ] || ! session_alive; }
+
 # session_boot REASON: a fresh guest for this session (any old one is killed first), up to the
 # runner's "ready". Records the boot in $results_root/_sessions/boots.tsv. On failure prints why
 # (boot_error) and returns non-zero; the console log stays for a look.
 session_boot() {
-  local reason=$1 try start_ns i ready limit=${UBLKD_VM_BOOT_TIMEOUT:-300}
+  local reason=$1 try start_ns ready limit=${UBLKD_VM_BOOT_TIMEOUT:-300}
   session_kill
   for try in 1 2; do
     rm -rf "$sdir"
@@ -84,13 +100,8 @@ session_boot() {
     start_ns=$(date +%s%N)
     _qemu_start
     boot_error=
-    for ((i = 0; i < limit * 10; i++)); do
-      [ -e "$sdir/ready" ] && break
-      session_alive || break
-      sleep 0.1
-    done
-    ready=$(((($(date +%s%N) - start_ns) / 100000000)))
-    ready=$((ready / 10)).$((ready % 10))
+    poll "$limit" ready_or_gone || true
+    ready=$(seconds_since "$start_ns")
     if [ -e "$sdir/ready" ]; then
       printf '%s\t%s\t%s\n' "$session" "$reason" "$ready" >>"$results_root/_sessions/boots.tsv"
       echo "vm: booted $session ($kver) in ${ready}s: $reason"
@@ -126,7 +137,7 @@ session_boot() {
 # check), run_reboot (1: the guest is leaving after it), run_left (1: it left something behind)
 # and run_error (non-empty when the guest did not report: it died or hung; it is then gone).
 session_run() {
-  local id=$1 test=$2 timeout=$3 subdir=$4 i deadline
+  local id=$1 test=$2 timeout=$3 subdir=$4 deadline
   run_status= run_reboot=0 run_left=0 run_error=
   echo "run $id $timeout $subdir $test" >"$sdir/request.tmp"
   mv "$sdir/request.tmp" "$sdir/request"
@@ -146,8 +157,10 @@ session_run() {
   done
   read -r run_status run_reboot run_left <"$sdir/done-$id"
   # The end marker reaches the console a little after the result file (the kernel prints it).
-  for i in $(seq 100); do grep -aq "ublkvm-case-end $id" "$console" && break; session_alive || break; sleep 0.1; done
+  poll 10 ended_or_gone "$id" || true
 }
+
+ended_or_gone() { grep -aq "ublkvm-case-end $1" "$console" || ! session_alive; }
 
 # console_slice ID: the console lines of case ID, from its begin marker to its end marker (or to
 # the end of the log when the guest died during the case).
