@@ -47,11 +47,14 @@ fio_checked() {
 
 # fio_verify DEVICE [FIO OPTION...]: random writes, then a read-back checked with crc32c.
 # Fails on any I/O error or mismatch; extra options (bs, iodepth, size ...) override defaults.
+# Options may name several jobs (--name=A ... --name=B --stonewall ...): one fio then runs them in
+# turn, each a write-and-verify pass of its own, without a fio start per pass.
 fio_verify() {
-  local dev=$1
+  local dev=$1 job=(--name=verify)
   shift
-  fio_checked /var/tmp/fio.json --name=verify --filename="$dev" --ioengine=io_uring --direct=1 --rw=randwrite \
-    --bs=4k --iodepth=16 --size=64M --verify=crc32c --verify_fatal=1 --do_verify=1 "$@" >/dev/null
+  [[ " $* " == *" --name="* ]] && job=()
+  fio_checked /var/tmp/fio.json --filename="$dev" --ioengine=io_uring --direct=1 --rw=randwrite \
+    --bs=4k --iodepth=16 --size=64M --verify=crc32c --verify_fatal=1 --do_verify=1 "$@" "${job[@]}" >/dev/null
 }
 
 # serve_device SPEC_JSON: starts `ublkd serve` (or $UBLKD_BIN serve) on the spec in the background and waits (10 s at
@@ -129,6 +132,17 @@ wait_until() {
   shift
   for ((i = 0; i < tries; i++)); do "$@" && return 0; sleep 0.2; done
   return 1
+}
+
+# ios_done DEVICE: the requests DEVICE (a /dev path or a link to one) has completed, reads and writes.
+ios_done() { awk '{ print $1 + $5 }' "/sys/block/$(basename "$(realpath "$1")")/stat"; }
+ios_reach() { [ "$(ios_done "$1")" -ge "$2" ]; }
+
+# expect_io_flows DEVICE [COUNT]: DEVICE completes COUNT (256) more requests within 30 s: I/O goes
+# on through whatever just happened to the device.
+expect_io_flows() {
+  local want=$(($(ios_done "$1") + ${2:-256}))
+  wait_until 30 ios_reach "$1" "$want" || fail "I/O on $1 stalled: $(ios_done "$1") requests done, waited for $want"
 }
 
 # For wait_until, which runs its command anew each time (a "$(...)" argument would be expanded once):

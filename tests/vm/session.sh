@@ -64,6 +64,9 @@ session_wait_exit() {
 _qemu_start() {
   local cmdline=(
     console=ttyS0 panic=-1 printk.time=1 sysctl.kernel.hung_task_timeout_secs=60
+    # No speculation mitigations (retpolines, RSB fills): a few per cent of the emulator's time,
+    # and nothing ublk does depends on them.
+    mitigations=off
     ublkvm.mode=$mode ublkvm.guest=$here/guest ublkvm.moddir=$kdir/root/lib/modules/$kver
     ublkvm.session=$session ublkvm.build=$build ublkvm.source=$source_dir
   )

@@ -12,7 +12,7 @@ defer rm -f /var/lib/ublk/good.img
 ublk_call CreateDevice string:good 'string:{"target":"loop","path":"/var/lib/ublk/good.img"}' >/dev/null ||
   fail "cannot create the good device"
 defer "ublkctl delete good"
-good=$(ublkctl status good --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["BlockDevice"])')
+good=$(ublkctl status good --json | jq -r .BlockDevice)
 fio --name=busy --filename="$good" --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth=8 \
   --size=128M --time_based --runtime=60 \
   --output=/var/tmp/busy.out &
@@ -65,7 +65,7 @@ wait_until 10 output_is "$before" ublk_devices || fail "left behind: $(ublk_devi
 
 step "nothing was created, and the good device kept serving"
 [ "$(ublk_devices)" = "$before" ] || fail "devices changed: $before -> $(ublk_devices)"
-[ "$(ublkctl list --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 1 ] ||
+[ "$(ublkctl list --json | jq length)" = 1 ] ||
   fail "ublkd lists more than the good device: $(ublkctl list)"
 kill -0 "$fio_pid" || fail "fio on the good device stopped before the checks ended: $(cat /var/tmp/busy.out)"
 # SIGINT ends fio's time-based run early; its report then says whether any of its I/O failed.

@@ -22,9 +22,9 @@ for i in $(seq 50); do
   dev=$(ublkctl create "churn$i" --spec "$spec") || fail "cycle $i: create failed"
   if [ "$spec" = /var/tmp/loop.json ]; then
     fio_verify "$dev" --size=4M --iodepth=4
-  else  # null keeps no data: I/O without errors is all it can show
-    fio --name=null --filename="$dev" --ioengine=io_uring --direct=1 --rw=randrw --bs=4k --iodepth=4 \
-      --size=4M --output=/dev/null || fail "cycle $i: fio on $dev failed"
+  else # null keeps no data: I/O without errors is all it can show (dd: a tenth of fio's start-up)
+    dd if=/dev/zero of="$dev" bs=64k count=64 oflag=direct status=none &&
+      dd if="$dev" of=/dev/null bs=64k count=64 iflag=direct status=none || fail "cycle $i: I/O on $dev failed"
   fi
   ublkctl delete "churn$i" || fail "cycle $i: delete failed"
   [ ! -e "$dev" ] || fail "cycle $i: $dev still exists"

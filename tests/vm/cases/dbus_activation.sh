@@ -31,7 +31,7 @@ state=$(busctl get-property org.ublk.Manager "/org/ublk/Device/$id" org.ublk.Dev
 objects=$(busctl call org.ublk.Manager /org/ublk org.freedesktop.DBus.ObjectManager GetManagedObjects)
 grep -q "/org/ublk/Device/$id" <<<"$objects" || fail "ObjectManager does not list the device"
 ublkctl list
-ublkctl list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert [x["name"] for x in d]==["disk0"], d'
+ublkctl list --json | jq -e '[.[].name] == ["disk0"]' >/dev/null || fail "ublkctl list --json: $(ublkctl list --json)"
 [ "$(ublk_state disk0)" = live ] || fail "ublkctl status: $(ublkctl status disk0)"
 features=$(busctl get-property org.ublk.Manager /org/ublk/Manager org.ublk.Manager KernelFeatures)
 expect_contains "$features" CMD_IOCTL_ENCODE

@@ -28,11 +28,11 @@ fi
 
 step "ten planned restarts under fio randwrite with verify"
 start_verifier "$dev"
-sleep 2
+expect_io_flows "$dev"
 for i in $(seq 10); do
   ublkctl restart h || fail "restart $i failed"
   [ "$(ublk_state h)" = live ] || fail "h is $(ublk_state h) after restart $i"
-  sleep 1
+  expect_io_flows "$dev"
 done
 stop_verifier
 [ "$(ublk_prop h RestartCount)" = 10 ] || fail "RestartCount $(ublk_prop h RestartCount), expected 10"

@@ -3,6 +3,7 @@
 # device with periodic writeback off, so its writes show on that disk only when ublkd syncs.
 source "$(dirname "$0")/../lib.sh"
 
+defer "sysctl -q vm.dirty_writeback_centisecs=$(sysctl -n vm.dirty_writeback_centisecs) vm.dirty_expire_centisecs=$(sysctl -n vm.dirty_expire_centisecs)"
 sysctl -q vm.dirty_writeback_centisecs=0 vm.dirty_expire_centisecs=360000
 disk=$(scratch_file 256M)
 lower=$(losetup --find --show "$disk")

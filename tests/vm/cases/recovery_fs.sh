@@ -18,7 +18,10 @@ start_killer fs
 step "mkfs.ext4 while the queue daemon is killed"
 before=$(wc -l </var/tmp/kills)
 mkfs.ext4 -q -F -E nodiscard,lazy_itable_init=0,lazy_journal_init=0 "$dev" || fail "mkfs.ext4 failed"
-sleep 3  # at least one kill lands right after mkfs, while its writes are being flushed
+# At least one kill lands right after mkfs, while its writes are being flushed.
+after_mkfs=$(wc -l </var/tmp/kills)
+kills_beyond() { [ "$(wc -l </var/tmp/kills)" -gt "$1" ]; }
+wait_until 20 kills_beyond "$after_mkfs" || fail "no kill hit the queue daemon in 20 s after mkfs"
 sync "$dev"
 echo "  $(($(wc -l </var/tmp/kills) - before)) kills during mkfs"
 

@@ -25,6 +25,7 @@ touch "$UBLKD_RESULTS/expect-poweroff"
 # systemd's own account of the shutdown goes to the console, where the host reads it.
 systemd-analyze log-target console
 systemd-analyze log-level info
-# A few seconds later, so this test first reports its status (tests/vm/guest/run-test).
-systemd-run --on-active=3 --unit=ublkvm-poweroff systemctl poweroff
+# A few seconds later, so this test first reports its status (tests/vm/guest/run-test); a timer's
+# default accuracy is a minute, so it is set to fire on time.
+systemd-run --on-active=3 --timer-property=AccuracySec=100ms --unit=ublkvm-poweroff systemctl poweroff
 pass

@@ -25,7 +25,7 @@ expect_unchanged() {
 pid=$(serving_pid)
 list=$(listing)
 echo "  $list (queue daemon $pid)"
-sleep 3
+expect_io_flows /dev/ublk/by-name/disk0
 
 step "SIGKILL ublkd: systemd restarts it, and it adopts the device as it was"
 old=$(systemctl show -P MainPID ublkd)
@@ -35,17 +35,18 @@ wait_until 30 restarted ||
   fail "systemd did not restart ublkd"
 expect_unchanged "SIGKILL of ublkd"
 journal -u ublkd | grep -q "device disk0: adopted" || fail "no adoption in the journal"
-sleep 3
+expect_io_flows /dev/ublk/by-name/disk0
 
 step "systemctl restart ublkd: the same"
 systemctl restart ublkd
 expect_unchanged "systemctl restart ublkd"
-sleep 3
+expect_io_flows /dev/ublk/by-name/disk0
 
 step "the queue daemon dies while ublkd is stopped: I/O waits, and the next ublkd recovers it"
 systemctl stop ublkd
 kill -KILL "$pid"
-sleep 3
+wait_until 10 process_gone "$pid" || fail "the queue daemon $pid outlived SIGKILL"
+sleep 1 # the device is left without a server for a while
 [ -b /dev/ublk/by-name/disk0 ] || fail "the device went away with its daemon"
 systemctl start ublkd
 wait_until 30 state_is disk0 live || fail "disk0 is $(ublk_state disk0) after ublkd started"
@@ -54,7 +55,7 @@ expect_contains "$(ublk_prop disk0 LastExitReason)" "gone while ublkd was down"
 new=$(serving_pid)
 [ -n "$new" ] && [ "$new" != "$pid" ] || fail "no new queue daemon serves disk0 ($new)"
 systemctl is-active --quiet ublk@disk0 || fail "ublk@disk0 is $(systemctl is-active ublk@disk0)"
-sleep 3
+expect_io_flows /dev/ublk/by-name/disk0
 
 stop_verifier
 expect_no_io_errors
