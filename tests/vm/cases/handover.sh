@@ -1,7 +1,8 @@
 #!/bin/bash
 # Description: planned handover. With UBLK_F_QUIESCE (Linux 6.16+), `ublkctl restart` replaces the
 # queue daemon ten times under fio with verify, with no I/O error; RestartCount counts them and
-# LastExitReason says "handed over". Without QUIESCE it is refused (exit 7) and changes nothing.
+# LastExitReason says "handed over". Without QUIESCE it is refused (exit 7) and changes nothing,
+# and the test skips (exit 4): the handover itself did not run.
 source "$(dirname "$0")/../lib.sh"
 
 mkdir -p /var/lib/ublk
@@ -23,7 +24,8 @@ if ! ublkctl features | grep -qw QUIESCE; then
   fio_verify "$dev" --size=32M
   ublkctl delete h
   expect_no_devices
-  pass
+  # The refusal is checked, but the handover itself could not run here: that is a skip, not a pass.
+  skip "no QUIESCE in $(uname -r): the refusal checked, the ten handovers not run"
 fi
 
 step "ten planned restarts under fio randwrite with verify"
