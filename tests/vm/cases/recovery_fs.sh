@@ -11,7 +11,7 @@ echo '{"target":"loop","path":"/var/lib/ublk/fs.img"}' >/var/lib/ublk/fs.json
 dev=$(ublkctl create fs --spec /var/lib/ublk/fs.json)
 defer ublkctl delete fs --missing-ok
 for i in $(seq 8); do head -c 2M /dev/urandom >/var/tmp/src/f$i; done
-(cd /var/tmp/src && sha256sum f*) >/var/tmp/src.sha256
+cat /var/tmp/src/f{1..8} >/var/tmp/src/all # what each round's files read back as, end to end
 
 start_killer fs
 
@@ -47,7 +47,8 @@ echo 3 >/proc/sys/vm/drop_caches
 fsck.ext4 -n -f "$dev" || fail "fsck found damage"
 mount "$dev" /mnt/r
 for round in $(seq $rounds); do
-  (cd /mnt/r && sed "s/ f/ r$round-f/" /var/tmp/src.sha256 | sha256sum --quiet -c) || fail "round $round differs"
+  # Byte for byte (cmp: a fraction of sha256sum's time under the emulator).
+  cat /mnt/r/r$round-f{1..8} | cmp -s - /var/tmp/src/all || fail "round $round differs"
 done
 umount /mnt/r
 expect_no_io_errors
