@@ -135,15 +135,23 @@ wait_until() {
   return 1
 }
 
-# ios_done DEVICE: the requests DEVICE (a /dev path or a link to one) has completed, reads and writes.
-ios_done() { awk '{ print $1 + $5 }' "/sys/block/$(basename "$(realpath "$1")")/stat"; }
+# ios_done STAT: the requests a block device has completed, reads and writes, from its sysfs STAT
+# file (read by bash itself: it is polled).
+ios_done() {
+  local reads writes
+  read -r reads _ _ _ writes _ <"$1"
+  echo $((reads + writes))
+}
 ios_reach() { [ "$(ios_done "$1")" -ge "$2" ]; }
 
-# expect_io_flows DEVICE [COUNT]: DEVICE completes COUNT (256) more requests within 30 s: I/O goes
-# on through whatever just happened to the device.
+# expect_io_flows DEVICE [COUNT]: DEVICE (a /dev path or a link to one) completes COUNT (256) more
+# requests within 30 s: I/O goes on through whatever just happened to the device.
 expect_io_flows() {
-  local want=$(($(ios_done "$1") + ${2:-256}))
-  wait_until 30 ios_reach "$1" "$want" || fail "I/O on $1 stalled: $(ios_done "$1") requests done, waited for $want"
+  local dev stat want
+  dev=$(realpath "$1")
+  stat=/sys/block/${dev#/dev/}/stat
+  want=$(($(ios_done "$stat") + ${2:-256}))
+  wait_until 30 ios_reach "$stat" "$want" || fail "I/O on $1 stalled: $(ios_done "$stat") requests done, waited for $want"
 }
 
 # For wait_until, which runs its command anew each time (a "$(...)" argument would be expanded once):
