@@ -37,6 +37,7 @@ class DeviceObject final : public sdbus::AdaptorInterfaces<org::ublk::Device_ada
   std::string CharDevice() override { return view_.charDevice(); }
   uint32_t RestartCount() override { return view_.restartCount; }
   std::string LastExitReason() override { return view_.lastExitReason; }
+  std::string Backing() override { return view_.backing; }
   std::string Spec() override { return view_.specJson; }
 
   DeviceView view_;

@@ -27,11 +27,25 @@ std::string ChildProcess::Exit::describe() const {
   return fmt::format("exited with status {}", code);
 }
 
-ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv) {
+namespace {
+
+// A close-on-exec duplicate above the fds the child is given, so no dup2 there overwrites another
+// source, and dup2 never gets equal fds (which would keep close-on-exec set).
+ublk::UniqueFd duplicateHigh(int fd, const char* what) {
+  ublk::UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 10));
+  if (!copy) ublk::throwErrno(errno, fmt::format("duplicate the {}", what));
+  return copy;
+}
+
+}  // namespace
+
+ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, int passFd) {
   int pipeFds[2];
   if (::pipe2(pipeFds, O_CLOEXEC) != 0) ublk::throwErrno(errno, "pipe2 (status pipe)");
   ublk::UniqueFd readEnd(pipeFds[0]);
-  ublk::UniqueFd writeEnd(pipeFds[1]);
+  const ublk::UniqueFd pipeEnd(pipeFds[1]);
+  const ublk::UniqueFd writeEnd = duplicateHigh(pipeEnd.get(), "status pipe");
+  const ublk::UniqueFd passed = passFd >= 0 ? duplicateHigh(passFd, "backing store fd") : ublk::UniqueFd();
   ublk::UniqueFd devNull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
   if (!devNull) ublk::throwErrno(errno, "open /dev/null");
 
@@ -48,6 +62,7 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv) {
     sigprocmask(SIG_SETMASK, &none, nullptr);
     ::setsid();  // a terminal's Ctrl-C or hangup must not reach the data plane
     if (::dup2(devNull.get(), STDOUT_FILENO) < 0 || ::dup2(writeEnd.get(), kStatusFdInChild) < 0) ::_exit(127);
+    if (passed && ::dup2(passed.get(), kPassedFd) < 0) ::_exit(127);
     ::execv(args[0], args.data());
     ::_exit(127);
   }

@@ -70,12 +70,12 @@ int serve(const DaemonOptions& options) {
   }
 
   EventLoop loop;
-  Manager manager(loop, control,
-                  {.runDir = options.runDir,
-                   .serveBinary = std::filesystem::read_symlink("/proc/self/exe").string(),
-                   .kernelFeatures = features,
-                   .crashLoopDeaths = config.crashLoopDeaths,
-                   .crashLoopWithin = std::chrono::seconds(config.crashLoopWithinSeconds)});
+  Manager manager(
+      loop, control,
+      {.runDir = options.runDir,
+       .serveBinary = std::filesystem::read_symlink("/proc/self/exe").string(),
+       .kernelFeatures = features,
+       .crash = {.burst = config.crashLoopDeaths, .within = std::chrono::seconds(config.crashLoopWithinSeconds)}});
   std::unique_ptr<sdbus::IConnection> connection =
       options.busAddress.empty() ? sdbus::createSystemBusConnection()
                                  : sdbus::createSessionBusConnectionWithAddress(options.busAddress);

@@ -1,21 +1,14 @@
-// DeviceSpec parsing: JSON text to a validated DeviceSpec, and the filesystem checks of its backing store.
+// DeviceSpec parsing: JSON text to a validated DeviceSpec.
 #include "device_spec.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <set>
 #include <span>
-#include <system_error>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
-
-#include "unique_fd.h"
 
 namespace ublkd {
 namespace {
@@ -266,43 +259,6 @@ std::optional<uint64_t> readSize(const json& doc, TargetKind target, uint32_t bl
   return bytes;
 }
 
-// --- The backing store ---
-
-[[noreturn]] void throwBacking(std::string reason) { throw SpecError("/path", std::move(reason)); }
-
-std::string errnoText(int err) { return std::generic_category().message(err); }
-
-std::string_view fileTypeName(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a regular file";
-}
-
-// O_PATH neither reads nor blocks, so nothing is opened for real before the type is known to be safe.
-void requireFileOrBlockDevice(const std::string& path) {
-  const ublk::UniqueFd handle(::open(path.c_str(), O_PATH | O_CLOEXEC));
-  if (!handle) throwBacking(fmt::format("cannot open {}: {}", path, errnoText(errno)));
-  struct stat status {};
-  if (::fstat(handle.get(), &status) != 0) throwBacking(fmt::format("cannot stat {}: {}", path, errnoText(errno)));
-  if (!S_ISREG(status.st_mode) && !S_ISBLK(status.st_mode)) {
-    throwBacking(fmt::format("{} is {}; the backing store must be a regular file or a block device", path,
-                             fileTypeName(status.st_mode)));
-  }
-}
-
-// O_NONBLOCK: should the path have been swapped for a FIFO since the type check, open must not hang.
-void requireAccess(const std::string& path, bool readOnly) {
-  const int flags = (readOnly ? O_RDONLY : O_RDWR) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
-  const ublk::UniqueFd fd(::open(path.c_str(), flags));
-  if (fd) return;
-  const int err = errno;
-  if (readOnly) throwBacking(fmt::format("cannot open {} for reading: {}", path, errnoText(err)));
-  throwBacking(fmt::format("cannot open {} for reading and writing: {} (set read_only to use it read-only)", path,
-                           errnoText(err)));
-}
-
 }  // namespace
 
 SpecError::SpecError(std::string field, std::string reason)
@@ -335,12 +291,6 @@ DeviceSpec parseDeviceSpec(std::string_view text) {
     spec.recovery = static_cast<Recovery>(readChoice(*recovery, "/recovery", kRecoveryNames));
   }
   return spec;
-}
-
-void checkBacking(const DeviceSpec& spec) {
-  if (spec.target != TargetKind::Loop) return;
-  requireFileOrBlockDevice(spec.path);
-  requireAccess(spec.path, spec.readOnly);
 }
 
 uint64_t parseSize(const json& value, const std::string& field) {

@@ -62,12 +62,6 @@ class SpecError : public std::runtime_error {
 // or a missing/unknown required field. Does not touch the filesystem.
 DeviceSpec parseDeviceSpec(std::string_view json);
 
-// Filesystem checks of the backing store for a loop spec (no-op for null): the path must exist,
-// be a regular file or a block device, be readable, and writable unless readOnly. Throws
-// SpecError with field "/path" and the reason including the errno text (e.g. "cannot open
-// /x/y.img: No such file or directory").
-void checkBacking(const DeviceSpec& spec);
-
 // Parses a size: a JSON unsigned integer (bytes) or a string like "4096", "512K", "10M", "10G",
 // "1T" (binary multiples: K=1024, M, G, T, P; an optional trailing "iB" or "B" is accepted:
 // "10GiB", "10GB" are both 10*2^30; whitespace not allowed; case-insensitive suffix). Throws

@@ -1,13 +1,19 @@
 // The loop target: a device backed by a regular file or a block device, served with io_uring
-// on the queue's ring (O_DIRECT where the backing store allows it).
+// on the queue's ring (O_DIRECT where the backing store allows it). Its geometry comes from the
+// backing store: the logical block is at least the O_DIRECT alignment, and DISCARD is advertised
+// only where the backing can discard.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <vector>
 
 #include <fmt/format.h>
@@ -25,78 +31,185 @@ using ublk::abi::Op;
 
 constexpr int kBackingFixedFile = 1;  // the target's only fd, after the char device
 
-// kZeroRange and kZeroPunch are the two tries of a write-zeroes that keeps blocks allocated.
-enum LoopOp : uint8_t { kReadWrite = 1, kSync = 2, kFuaSync = 3, kZeroRange = 4, kZeroPunch = 5 };
+// The block layer's asynchronous discard (IORING_OP_URING_CMD on a block device, Linux 6.12), from
+// <linux/blkdev.h>, which older kernel headers lack. Before 6.12 the command fails with EOPNOTSUPP.
+constexpr uint32_t kBlockUringCmdDiscard = _IO(0x12, 0);
 
-struct Backing {
-  ublk::UniqueFd fd;
-  bool blockDevice = false;
-  bool direct = false;
-  uint64_t sizeBytes = 0;
-  uint32_t logicalBlock = 512;
-  uint32_t physicalBlock = 4096;
-};
+// A buffered device's daemon maps the whole backing file, and the kernel's copies map its pages
+// in. After every kCheckAfterBytes through the mapping a queue looks at the daemon's resident size
+// (/proc/self/statm) and, above kMaxResidentBytes, unmaps the file's pages from the daemon, so its
+// resident size stays bounded whatever the file's size. The pages stay in the page cache (dirty
+// ones too: a shared mapping hands its dirty bits to the pages); a working set below the bound
+// is never unmapped, so it costs no faults.
+constexpr uint64_t kCheckAfterBytes = 64 << 20;
+constexpr uint64_t kMaxResidentBytes = 128 << 20;
 
-[[noreturn]] void rejectPath(const DeviceSpec& spec, const std::string& what, int err) {
-  throw SpecError("/path", fmt::format("cannot {} {}: {}", what, spec.path, std::strerror(err)));
+// The resident size of this process in bytes, or 0 if /proc says nothing.
+uint64_t residentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t sizePages = 0;
+  uint64_t residentPages = 0;
+  statm >> sizePages >> residentPages;
+  return residentPages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 }
 
-// Opens the backing store: O_DIRECT unless the spec says otherwise, falling back to buffered
-// I/O when the filesystem refuses it and the spec did not insist.
-Backing openBacking(const DeviceSpec& spec) {
-  const int mode = spec.readOnly ? O_RDONLY : O_RDWR;
-  Backing backing;
-  const bool tryDirect = spec.directIo.value_or(true);
-  int fd = tryDirect ? ::open(spec.path.c_str(), mode | O_DIRECT | O_CLOEXEC) : -1;
-  if (fd >= 0) {
-    backing.direct = true;
-  } else {
-    if (tryDirect && errno != EINVAL) rejectPath(spec, "open", errno);
-    if (spec.directIo.value_or(false)) {
-      throw SpecError("/direct_io", fmt::format("{} does not support O_DIRECT", spec.path));
-    }
-    fd = ::open(spec.path.c_str(), mode | O_CLOEXEC);
-    if (fd < 0) rejectPath(spec, "open", errno);
-  }
-  backing.fd = ublk::UniqueFd(fd);
+// Written zeros, the last resort of a WRITE_ZEROES, go out in pieces of this size.
+constexpr uint32_t kZeroChunk = 1 << 20;
 
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) rejectPath(spec, "stat", errno);
-  if (S_ISBLK(st.st_mode)) {
-    backing.blockDevice = true;
-    int logical = 0;
-    unsigned physical = 0;
-    if (::ioctl(fd, BLKGETSIZE64, &backing.sizeBytes) != 0 || ::ioctl(fd, BLKSSZGET, &logical) != 0 ||
-        ::ioctl(fd, BLKPBSZGET, &physical) != 0) {
-      rejectPath(spec, "read the geometry of", errno);
-    }
-    backing.logicalBlock = static_cast<uint32_t>(logical);
-    backing.physicalBlock = physical;
-  } else if (S_ISREG(st.st_mode)) {
-    backing.sizeBytes = static_cast<uint64_t>(st.st_size);
-    backing.physicalBlock = static_cast<uint32_t>(std::max<blksize_t>(st.st_blksize, 512));
-  } else {
-    throw SpecError("/path", fmt::format("{} is neither a regular file nor a block device", spec.path));
+// The steps of one request. WRITE_ZEROES tries, in turn: punch a hole (where unmapping is
+// allowed), zero the range, punch and allocate again (NOUNMAP: the blocks stay allocated), write zeros.
+enum LoopOp : uint8_t {
+  kReadWrite = 1,
+  kSync,
+  kFuaSync,
+  kDiscardCmd,
+  kDiscardPunch,
+  kZeroPunchFirst,
+  kZeroRange,
+  kZeroPunch,
+  kZeroAllocate,
+  kZeroWrite,
+};
+
+struct Backing {
+  BackingStore store;
+  bool direct = false;
+  uint64_t sizeBytes = 0;
+  uint32_t minBlock = 512;  // the smallest logical block the device may have
+  uint32_t physicalBlock = 4096;
+  bool discard = false;
+  uint32_t discardGranularity = 0;
+  uint64_t maxDiscardBytes = 0;
+};
+
+[[noreturn]] void rejectPath(const Backing& backing, const std::string& what, int err) {
+  throw SpecError("/path", fmt::format("cannot {} {}: {}", what, backing.store.path(), std::strerror(err)));
+}
+
+// Turns O_DIRECT on or off on the open file; false if the filesystem cannot do it (EINVAL).
+bool setDirect(const Backing& backing, bool on) {
+  const int fd = backing.store.fd();
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0) rejectPath(backing, "read the flags of", errno);
+  if (::fcntl(fd, F_SETFL, on ? flags | O_DIRECT : flags & ~O_DIRECT) == 0) return true;
+  if (errno != EINVAL) rejectPath(backing, on ? "set O_DIRECT on" : "clear O_DIRECT on", errno);
+  return false;
+}
+
+// The offset alignment O_DIRECT needs on this file (statx STATX_DIOALIGN, Linux 6.1); 512 where
+// the filesystem does not say.
+uint32_t directIoAlignment(const Backing& backing) {
+  struct statx info {};
+  if (::statx(backing.store.fd(), "", AT_EMPTY_PATH, STATX_DIOALIGN, &info) != 0 ||
+      (info.stx_mask & STATX_DIOALIGN) == 0 || info.stx_dio_offset_align == 0) {
+    return 512;
   }
+  return std::max<uint32_t>(info.stx_dio_offset_align, 512);
+}
+
+// A number from the block device's queue directory in sysfs (a partition's is its disk's), or 0.
+uint64_t queueLimit(dev_t device, const char* name) {
+  for (const char* dir : {"queue", "../queue"}) {
+    std::ifstream in(fmt::format("/sys/dev/block/{}:{}/{}/{}", major(device), minor(device), dir, name));
+    uint64_t value = 0;
+    if (in >> value) return value;
+  }
+  return 0;
+}
+
+void inspectBlockDevice(Backing& backing) {
+  const int fd = backing.store.fd();
+  int logical = 0;
+  unsigned physical = 0;
+  if (::ioctl(fd, BLKGETSIZE64, &backing.sizeBytes) != 0 || ::ioctl(fd, BLKSSZGET, &logical) != 0 ||
+      ::ioctl(fd, BLKPBSZGET, &physical) != 0) {
+    rejectPath(backing, "read the geometry of", errno);
+  }
+  backing.minBlock = static_cast<uint32_t>(logical);
+  backing.physicalBlock = physical;
+  struct stat status {};
+  if (::fstat(fd, &status) != 0) rejectPath(backing, "stat", errno);
+  backing.maxDiscardBytes = queueLimit(status.st_rdev, "discard_max_bytes");
+  backing.discard = backing.maxDiscardBytes != 0;
+  backing.discardGranularity = static_cast<uint32_t>(queueLimit(status.st_rdev, "discard_granularity"));
+}
+
+// Whether the file's filesystem can punch holes: a hole punched past the end of the file changes
+// no data, and filesystems without the mode say EOPNOTSUPP.
+bool canPunchHoles(const Backing& backing, uint32_t blockBytes) {
+  const uint64_t pastEnd = (backing.sizeBytes + blockBytes - 1) / blockBytes * blockBytes + blockBytes;
+  return ::fallocate(backing.store.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(pastEnd),
+                     blockBytes) == 0;
+}
+
+void inspectFile(Backing& backing, bool writable) {
+  struct stat status {};
+  if (::fstat(backing.store.fd(), &status) != 0) rejectPath(backing, "stat", errno);
+  backing.sizeBytes = static_cast<uint64_t>(status.st_size);
+  backing.physicalBlock = static_cast<uint32_t>(std::max<blksize_t>(status.st_blksize, 512));
+  backing.discard = writable && canPunchHoles(backing, backing.physicalBlock);
+  backing.discardGranularity = backing.physicalBlock;
+  backing.maxDiscardBytes = UINT32_MAX;
+}
+
+// Serves the backing store O_DIRECT unless the spec says otherwise, falling back to buffered I/O
+// when the filesystem refuses it, or when the spec's block size is below O_DIRECT's alignment,
+// and the spec did not insist.
+void chooseDirectIo(const DeviceSpec& spec, Backing& backing) {
+  const bool insist = spec.directIo.value_or(false);
+  if (spec.directIo.value_or(true) && setDirect(backing, true)) {
+    const uint32_t alignment = backing.store.isBlockDevice() ? backing.minBlock : directIoAlignment(backing);
+    if (!spec.blockSize || *spec.blockSize >= alignment) {
+      backing.direct = true;
+      backing.minBlock = std::max(backing.minBlock, alignment);
+      return;
+    }
+    if (insist) {
+      throw SpecError("/block_size",
+                      fmt::format("{} is smaller than the O_DIRECT alignment of {} ({} bytes); use a block_size of at "
+                                  "least {}, or direct_io false",
+                                  *spec.blockSize, spec.path, alignment, alignment));
+    }
+  } else if (insist) {
+    throw SpecError("/direct_io", fmt::format("{} does not support O_DIRECT", spec.path));
+  }
+  setDirect(backing, false);
+}
+
+Backing inspect(const DeviceSpec& spec, BackingStore store) {
+  Backing backing{.store = std::move(store)};
+  if (backing.store.isBlockDevice()) {
+    inspectBlockDevice(backing);
+  } else {
+    inspectFile(backing, !spec.readOnly);
+  }
+  chooseDirectIo(spec, backing);
   return backing;
 }
 
 Geometry geometryFor(const DeviceSpec& spec, const Backing& backing) {
-  const uint32_t logical = spec.blockSize.value_or(backing.logicalBlock);
-  if (logical < backing.logicalBlock) {
+  const uint32_t logical = spec.blockSize.value_or(backing.minBlock);
+  if (logical < backing.minBlock) {
     throw SpecError("/block_size", fmt::format("{} is smaller than the logical block size of {} ({})", logical,
-                                               spec.path, backing.logicalBlock));
+                                               spec.path, backing.minBlock));
   }
   const uint64_t size = spec.size.value_or(backing.sizeBytes / logical * logical);
   if (size > backing.sizeBytes) {
     throw SpecError("/size", fmt::format("{} bytes is larger than {} ({} bytes)", size, spec.path, backing.sizeBytes));
   }
   if (size == 0) throw SpecError("/path", fmt::format("{} is smaller than one block", spec.path));
+  if (size % logical != 0) {
+    throw SpecError("/size",
+                    fmt::format("{} bytes is not a multiple of the logical block size ({} bytes)", size, logical));
+  }
   return {.sizeBytes = size,
           .logicalBlock = logical,
           .physicalBlock = std::max(backing.physicalBlock, logical),
           .readOnly = spec.readOnly,
-          .discard = !spec.readOnly,
+          .discard = !spec.readOnly && backing.discard,
+          .writeZeroes = !spec.readOnly,
+          .discardGranularity = std::max(backing.discardGranularity, logical),
+          .maxDiscardSectors = static_cast<uint32_t>(std::min<uint64_t>(backing.maxDiscardBytes, UINT32_MAX) >> 9),
           .volatileCache = true};
 }
 
@@ -115,8 +228,8 @@ struct Transfer {
 // need no I/O of their own; otherwise they are io_uring reads and writes of the tag's buffer.
 class LoopHandler final : public ublk::RequestHandler {
  public:
-  LoopHandler(uint16_t depth, int backingFd, bool blockDevice, std::byte* mapping)
-      : transfers_(depth), backingFd_(backingFd), blockDevice_(blockDevice), mapping_(mapping) {}
+  LoopHandler(uint16_t depth, bool blockDevice, std::byte* mapping, size_t mappingBytes, const std::byte* zeros)
+      : transfers_(depth), blockDevice_(blockDevice), mapping_(mapping), mappingBytes_(mappingBytes), zeros_(zeros) {}
 
   std::byte* dataAddress(const IoDesc& desc) override {
     return mapping_ == nullptr ? nullptr : mapping_ + (desc.start_sector << 9);
@@ -135,45 +248,52 @@ class LoopHandler final : public ublk::RequestHandler {
                            .length = length,
                            .write = ublk::abi::opOf(desc) == Op::Write,
                            .fua = fua};
-        submitTransfer(queue, tag);
+        submitTransfer(queue, tag, kReadWrite);
         return ublk::kPending;
       case Op::Flush:
         return fdatasync(queue, tag, kSync);
       case Op::Discard:
-        return discard(queue, tag, offset, length);
-      case Op::WriteZeroes:
-        if ((desc.op_flags & ublk::abi::ioflag::kNoUnmap) == 0) {
-          return fallocate(queue, tag, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
-        }
         transfers_[tag] = {.offset = offset, .length = length};
-        return fallocate(queue, tag, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, offset, length, kZeroRange);
+        if (blockDevice_ && uringDiscard_) return discardCommand(queue, tag);
+        return fallocate(queue, tag, kDiscardPunch, FALLOC_FL_PUNCH_HOLE);
+      case Op::WriteZeroes:
+        transfers_[tag] = {.offset = offset, .length = length};
+        if ((desc.op_flags & ublk::abi::ioflag::kNoUnmap) == 0) {
+          return fallocate(queue, tag, kZeroPunchFirst, FALLOC_FL_PUNCH_HOLE);
+        }
+        return fallocate(queue, tag, kZeroRange, FALLOC_FL_ZERO_RANGE);
       default:
         return -EOPNOTSUPP;
     }
   }
 
   int complete(ublk::SqeSource& queue, uint16_t tag, uint8_t op, int res) override {
-    if (op == kFuaSync) return res < 0 ? res : static_cast<int>(transfers_[tag].length);
-    // Filesystems without ZERO_RANGE (tmpfs, for one): punch a hole, then allocate it again, so
-    // the range reads as zeros and stays allocated as NOUNMAP asks.
-    if (op == kZeroRange && res == -EOPNOTSUPP) {
-      const Transfer& t = transfers_[tag];
-      return fallocate(queue, tag, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, t.offset, t.length, kZeroPunch);
+    const bool unsupported = res == -EOPNOTSUPP;
+    switch (op) {
+      case kReadWrite:
+      case kZeroWrite:
+        return transferred(queue, tag, op, res);
+      case kFuaSync:
+        return res < 0 ? res : static_cast<int>(transfers_[tag].length);
+      case kDiscardCmd:
+        if (!unsupported && res != -EINVAL) return res < 0 ? res : 0;
+        uringDiscard_ = false;  // a kernel before 6.12: punch the range instead
+        return fallocate(queue, tag, kDiscardPunch, FALLOC_FL_PUNCH_HOLE);
+      case kDiscardPunch:
+        return unsupported ? 0 : std::min(res, 0);  // a discard that did nothing is still a discard
+      case kZeroPunchFirst:
+        return unsupported ? fallocate(queue, tag, kZeroRange, FALLOC_FL_ZERO_RANGE) : std::min(res, 0);
+      case kZeroRange:
+        // Filesystems without ZERO_RANGE (tmpfs, for one): punch a hole, then allocate it again.
+        return unsupported ? fallocate(queue, tag, kZeroPunch, FALLOC_FL_PUNCH_HOLE) : std::min(res, 0);
+      case kZeroPunch:
+        if (unsupported) return writeZeros(queue, tag);
+        return res < 0 ? res : fallocate(queue, tag, kZeroAllocate, 0);
+      case kZeroAllocate:
+        return unsupported ? 0 : std::min(res, 0);  // the range reads as zeros either way
+      default:
+        return std::min(res, 0);
     }
-    if (op == kZeroPunch && res == 0) {
-      const Transfer& t = transfers_[tag];
-      return fallocate(queue, tag, FALLOC_FL_KEEP_SIZE, t.offset, t.length);
-    }
-    if (op != kReadWrite) return res < 0 ? res : 0;
-    if (res < 0) return res;
-    Transfer& t = transfers_[tag];
-    if (res == 0) return -EIO;  // past the end of the backing store
-    t.done += static_cast<uint32_t>(res);
-    if (t.done < t.length) {
-      submitTransfer(queue, tag);
-      return ublk::kPending;
-    }
-    return static_cast<int>(t.length);
   }
 
  private:
@@ -187,60 +307,101 @@ class LoopHandler final : public ublk::RequestHandler {
     return ublk::kPending;
   }
 
-  static int fallocate(ublk::SqeSource& queue, uint16_t tag, int mode, uint64_t offset, uint32_t length,
-                       uint8_t op = kSync) {
+  // FALLOC_FL_KEEP_SIZE is always added: nothing here grows the backing store.
+  int fallocate(ublk::SqeSource& queue, uint16_t tag, uint8_t op, int mode) {
+    const Transfer& t = transfers_[tag];
     io_uring_sqe* sqe = queue.targetSqe(tag, op);
-    io_uring_prep_fallocate(sqe, kBackingFixedFile, mode, offset, length);
+    io_uring_prep_fallocate(sqe, kBackingFixedFile, mode | FALLOC_FL_KEEP_SIZE, t.offset, t.length);
     onBacking(sqe);
     return ublk::kPending;
   }
 
-  // The data already moved through the mapping; a FUA write must still reach stable storage.
+  int discardCommand(ublk::SqeSource& queue, uint16_t tag) {
+    const Transfer& t = transfers_[tag];
+    io_uring_sqe* sqe = queue.targetSqe(tag, kDiscardCmd);
+    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, kBackingFixedFile, nullptr, 0, 0);
+    sqe->cmd_op = kBlockUringCmdDiscard;
+    sqe->addr = t.offset;
+    sqe->addr3 = t.length;
+    onBacking(sqe);
+    return ublk::kPending;
+  }
+
+  int writeZeros(ublk::SqeSource& queue, uint16_t tag) {
+    Transfer& t = transfers_[tag];
+    t.write = true;
+    t.done = 0;
+    submitTransfer(queue, tag, kZeroWrite);
+    return ublk::kPending;
+  }
+
+  // The data already moved through the mapping (READ data moves once this returns, at the commit;
+  // should the pages have been unmapped by then, the kernel's copy maps them again); a FUA write
+  // must still reach stable storage.
   int finishMapped(ublk::SqeSource& queue, uint16_t tag, uint32_t length, bool fua) {
+    mappedBytes_ += length;
+    if (mappedBytes_ >= kCheckAfterBytes) {
+      mappedBytes_ = 0;
+      // Failing, it leaves the pages mapped: a larger resident size, never wrong data.
+      if (residentBytes() > kMaxResidentBytes) (void)::madvise(mapping_, mappingBytes_, MADV_DONTNEED);
+    }
     if (!fua) return static_cast<int>(length);
     transfers_[tag].length = length;
     return fdatasync(queue, tag, kFuaSync);
   }
 
-  void submitTransfer(ublk::SqeSource& queue, uint16_t tag) {
+  int transferred(ublk::SqeSource& queue, uint16_t tag, uint8_t op, int res) {
+    if (res < 0) return res;
+    Transfer& t = transfers_[tag];
+    if (res == 0) return -EIO;  // past the end of the backing store
+    t.done += static_cast<uint32_t>(res);
+    if (t.done < t.length) {
+      submitTransfer(queue, tag, op);
+      return ublk::kPending;
+    }
+    return op == kZeroWrite ? 0 : static_cast<int>(t.length);
+  }
+
+  // A transfer of the tag's buffer, or (kZeroWrite) of zeros, a chunk at a time.
+  void submitTransfer(ublk::SqeSource& queue, uint16_t tag, uint8_t op) {
     const Transfer& t = transfers_[tag];
-    io_uring_sqe* sqe = queue.targetSqe(tag, kReadWrite);
-    if (t.write) {
-      io_uring_prep_write(sqe, kBackingFixedFile, t.buffer + t.done, t.length - t.done, t.offset + t.done);
+    io_uring_sqe* sqe = queue.targetSqe(tag, op);
+    const uint64_t at = t.offset + t.done;
+    if (op == kZeroWrite) {
+      io_uring_prep_write(sqe, kBackingFixedFile, zeros_, std::min(t.length - t.done, kZeroChunk), at);
+    } else if (t.write) {
+      io_uring_prep_write(sqe, kBackingFixedFile, t.buffer + t.done, t.length - t.done, at);
       if (t.fua) sqe->rw_flags = RWF_DSYNC;
     } else {
-      io_uring_prep_read(sqe, kBackingFixedFile, t.buffer + t.done, t.length - t.done, t.offset + t.done);
+      io_uring_prep_read(sqe, kBackingFixedFile, t.buffer + t.done, t.length - t.done, at);
     }
     onBacking(sqe);
   }
 
-  // A file gets a hole punched through io_uring. A block device gets BLKDISCARD, which io_uring
-  // cannot carry on every kernel we support; it is synchronous but discards are rare and short.
-  int discard(ublk::SqeSource& queue, uint16_t tag, uint64_t offset, uint32_t length) {
-    if (blockDevice_) {
-      const uint64_t range[2] = {offset, length};
-      return ::ioctl(backingFd_, BLKDISCARD, &range) == 0 ? 0 : -errno;
-    }
-    return fallocate(queue, tag, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
-  }
-
   std::vector<Transfer> transfers_;
-  int backingFd_;
   bool blockDevice_;
+  bool uringDiscard_ = true;
   std::byte* mapping_;
+  size_t mappingBytes_;
+  uint64_t mappedBytes_ = 0;  // moved through the mapping since the last look at the resident size
+  const std::byte* zeros_;
 };
 
 class LoopTarget final : public Target {
  public:
-  explicit LoopTarget(const DeviceSpec& spec) : backing_(openBacking(spec)), geometry_(geometryFor(spec, backing_)) {
+  LoopTarget(const DeviceSpec& spec, BackingStore store)
+      : backing_(inspect(spec, std::move(store))),
+        geometry_(geometryFor(spec, backing_)),
+        // Never written: every page of it is the kernel's zero page.
+        zeros_(kZeroChunk, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "the zero buffer") {
     if (!backing_.direct) {
       const int prot = geometry_.readOnly ? PROT_READ : PROT_READ | PROT_WRITE;
-      mapping_ = ublk::MappedRegion(geometry_.sizeBytes, prot, MAP_SHARED, backing_.fd.get(), 0, spec.path);
+      mapping_ = ublk::MappedRegion(geometry_.sizeBytes, prot, MAP_SHARED, backing_.store.fd(), 0, spec.path);
     }
   }
   std::string_view name() const override { return "loop"; }
   Geometry geometry() const override { return geometry_; }
-  std::vector<int> files() const override { return {backing_.fd.get()}; }
+  std::vector<int> files() const override { return {backing_.store.fd()}; }
   // Buffered backing: one copy, request <-> page cache, as the kernel's own loop driver does.
   ublk::DataPath preferredDataPath() const override {
     return backing_.direct ? ublk::DataPath::Copy : ublk::DataPath::HandlerMapped;
@@ -248,17 +409,21 @@ class LoopTarget final : public Target {
   std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t, uint16_t depth, ublk::DataPath path) override {
     // Only a buffered backing has a mapping; without one every path is served as Copy.
     std::byte* mapping = path == ublk::DataPath::HandlerMapped ? mapping_.as<std::byte>() : nullptr;
-    return std::make_unique<LoopHandler>(depth, backing_.fd.get(), backing_.blockDevice, mapping);
+    return std::make_unique<LoopHandler>(depth, backing_.store.isBlockDevice(), mapping, mapping_.size(),
+                                         zeros_.as<std::byte>());
   }
 
  private:
   Backing backing_;
   Geometry geometry_;
+  ublk::MappedRegion zeros_;
   ublk::MappedRegion mapping_;
 };
 
 }  // namespace
 
-std::unique_ptr<Target> makeLoopTarget(const DeviceSpec& spec) { return std::make_unique<LoopTarget>(spec); }
+std::unique_ptr<Target> makeLoopTarget(const DeviceSpec& spec, BackingStore backing) {
+  return std::make_unique<LoopTarget>(spec, std::move(backing));
+}
 
 }  // namespace ublkd

@@ -1,8 +1,9 @@
 // ublkd's command line: picks the verb and reports failures as "ublkd <verb>: <what>: <why>".
 //   ublkd features [--json]      the kernel's ublk features, decoded
-//   ublkd serve --spec FILE [--recover ID] [--status-fd FD]
+//   ublkd serve --spec FILE [--recover ID] [--status-fd FD] [--backing-fd FD]
 //                                serve one device in the foreground until SIGTERM/SIGINT
 //   ublkd daemon [OPTIONS]       the service: org.ublk.Manager on the system bus
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -33,14 +34,15 @@ namespace {
 
 constexpr std::string_view kUsage =
     "usage: ublkd features [--json]\n"
-    "       ublkd serve --spec FILE [--recover ID] [--status-fd FD]\n"
+    "       ublkd serve --spec FILE [--recover ID] [--status-fd FD] [--backing-fd FD]\n"
     "       ublkd daemon [--bus-address ADDRESS] [--config FILE] [--spec-dir DIR] [--run-dir DIR]\n"
     "  features   print the ublk features of the running kernel (GET_FEATURES)\n"
     "  serve      create the device FILE describes, print its /dev/ublkbN, serve it until\n"
     "             SIGTERM or SIGINT, then stop and delete it; SIGUSR2 hands it over (QUIESCE_DEV)\n"
     "             and exits, leaving it to be recovered. --recover ID serves existing device ID\n"
     "             again through user recovery, after its queue daemon died. With --status-fd, also\n"
-    "             write 'ready ID' or 'failed KIND MESSAGE' to FD. Exit codes: 0 stopped cleanly\n"
+    "             write 'ready ID' or 'failed KIND MESSAGE' to FD. With --backing-fd, a loop device\n"
+    "             serves that open file instead of opening the spec's path. Exit codes: 0 stopped cleanly\n"
     "             or handed over, 1 failed, 2 invalid spec or usage, 3 kernel unsupported,\n"
     "             4 permission denied\n"
     "  daemon     the service: claims org.ublk.Manager on the system bus (or ADDRESS) and\n"
@@ -95,6 +97,7 @@ bool parseNumber(std::string_view text, Number& number) {
 int runServe(const std::vector<std::string_view>& args) {
   std::string specPath;
   int statusFd = -1;
+  int backingFd = -1;
   std::optional<uint32_t> recoverId;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--spec" && i + 1 < args.size()) {
@@ -103,6 +106,12 @@ int runServe(const std::vector<std::string_view>& args) {
       const std::string_view value = args[++i];
       if (!parseNumber(value, statusFd) || statusFd < 0) {
         fmt::print(stderr, "ublkd serve: --status-fd: '{}' is not a file descriptor number\n{}", value, kUsage);
+        return 2;
+      }
+    } else if (args[i] == "--backing-fd" && i + 1 < args.size()) {
+      const std::string_view value = args[++i];
+      if (!parseNumber(value, backingFd) || backingFd < 0 || ::fcntl(backingFd, F_SETFD, FD_CLOEXEC) != 0) {
+        fmt::print(stderr, "ublkd serve: --backing-fd: '{}' is not an open file descriptor\n{}", value, kUsage);
         return 2;
       }
     } else if (args[i] == "--recover" && i + 1 < args.size()) {
@@ -127,11 +136,16 @@ int runServe(const std::vector<std::string_view>& args) {
   StatusFd status(statusFd);
   try {
     ublkd::DeviceSpec spec = ublkd::parseDeviceSpec(ublkd::readTextFile(specPath));
-    ublkd::checkBacking(spec);
+    std::optional<ublkd::BackingStore> backing;
+    if (backingFd >= 0) {
+      if (spec.target != ublkd::TargetKind::Loop)
+        throw ublkd::SpecError("/target", "only a loop device has a backing fd");
+      backing = ublkd::BackingStore::fromFd(ublk::UniqueFd(backingFd), spec.path);
+    }
     return ublkd::Server(std::move(spec),
                          {.onAdded = [&](uint32_t id) { status.send(ublkd::ServeStatus::added(id)); },
                           .onReady = [&](uint32_t id) { status.finish(ublkd::ServeStatus::ready(id)); }},
-                         recoverId)
+                         recoverId, std::move(backing))
         .run();
   } catch (const std::exception& e) {
     const ublkd::ErrorKind kind = ublkd::classify(e);

@@ -4,6 +4,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+// glibc 2.36 declares these without C linkage for C++ (fixed in 2.37).
+extern "C" {
+#include <sys/pidfd.h>
+}
 
 #include <cerrno>
 #include <deque>
@@ -14,6 +18,8 @@
 #include <nlohmann/json.hpp>
 
 #include "abi.h"
+#include "backing_store.h"
+#include "crash_policy.h"
 #include "device_spec.h"
 #include "log.h"
 #include "serve_status.h"
@@ -27,20 +33,25 @@ struct Manager::Managed {
   using Clock = std::chrono::steady_clock;
   DeviceView view;
   Recovery recovery = kDefaultRecovery;  // the spec's
-  uint64_t kernelFlags = 0;              // UBLK_F_* the kernel granted the device
-  std::optional<ChildProcess> child;     // none while a recovery waits out its backoff
-  std::string statusLine;                // status pipe bytes not yet parsed
-  std::optional<uint32_t> addedId;       // the kernel device, once ADD_DEV made it
-  std::optional<ServeStatus> status;     // the queue daemon's last word: ready or failed
-  bool timedOut = false;                 // not ready in time: a late "ready" does not count
+  // A loop device's backing store, opened once at CreateDevice and handed to every queue daemon;
+  // identity says which file it is, so a path opened again (after a ublkd restart) is checked.
+  std::optional<BackingStore> backing;
+  std::optional<FileIdentity> backingIdentity;
+  uint64_t kernelFlags = 0;           // UBLK_F_* the kernel granted the device
+  std::optional<ChildProcess> child;  // none while a recovery waits out its backoff
+  std::string statusLine;             // status pipe bytes not yet parsed
+  std::optional<uint32_t> addedId;    // the kernel device, once ADD_DEV made it
+  std::optional<ServeStatus> status;  // the queue daemon's last word: ready or failed
+  bool timedOut = false;              // not ready in time: a late "ready" does not count
   EventLoop::TimerId deadline = 0;
-  EventLoop::TimerId retry = 0;          // a recovery waiting out its backoff
-  std::deque<Clock::time_point> deaths;  // recent unplanned deaths, for the crash-loop limit
-  unsigned failedRecoveries = 0;         // recovering daemons in a row that never got it live
-  bool handingOver = false;              // SIGUSR2 sent: the next exit is planned
+  EventLoop::TimerId retry = 0;  // a recovery waiting out its backoff
+  CrashPolicy crash;             // what an unplanned death leads to
+  bool handingOver = false;      // SIGUSR2 sent: the next exit is planned
   CreateDone onCreated;
   std::vector<DeleteDone> onDeleted;
   std::vector<RestartDone> onRestarted;
+
+  explicit Managed(const CrashPolicy::Options& crashOptions) : crash(crashOptions) {}
 
   bool recoverable() const {
     return recovery != Recovery::None && (kernelFlags & ublk::abi::feature::kUserRecovery) != 0;
@@ -60,6 +71,33 @@ void writeFileAtomically(const fs::path& path, const std::string& text) {
     if (!out) throw std::system_error(errno, std::generic_category(), fmt::format("write {}", temporary.string()));
   }
   fs::rename(temporary, path);
+}
+
+// The backing store opened again from the spec's path, for a device whose open descriptor went
+// with an earlier ublkd: it must still be the file the device was created on.
+BackingStore reopenBacking(const std::string& specJson, FileIdentity expected) {
+  const DeviceSpec spec = parseDeviceSpec(specJson);
+  BackingStore store = BackingStore::open(spec.path, spec.readOnly);
+  if (store.identity() != expected) {
+    throw std::runtime_error(
+        fmt::format("{} now names another file ({}, device {} inode {}; the device was created "
+                    "on device {} inode {}); not serving it",
+                    spec.path, store.resolvedPath(), store.identity().device, store.identity().inode, expected.device,
+                    expected.inode));
+  }
+  return store;
+}
+
+// The backing store a live queue daemon serves (its fd 4), taken from it: the same open file.
+std::optional<BackingStore> takeBacking(const ChildProcess& child, const std::string& path, FileIdentity expected) {
+  ublk::UniqueFd fd(static_cast<int>(::pidfd_getfd(child.pidfd(), ChildProcess::kPassedFd, 0)));
+  if (!fd) return std::nullopt;
+  try {
+    BackingStore store = BackingStore::fromFd(std::move(fd), path);
+    if (store.identity() == expected) return store;
+  } catch (const SpecError&) {
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -117,9 +155,10 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
     throw ServiceError(ErrorKind::Exists, fmt::format("a device named '{}' already exists", name));
   }
   DeviceSpec spec;
+  std::optional<BackingStore> backing;
   try {
     spec = parseDeviceSpec(specJson);
-    checkBacking(spec);
+    if (spec.target == TargetKind::Loop) backing = BackingStore::open(spec.path, spec.readOnly);
   } catch (const SpecError& e) {
     throw ServiceError(ErrorKind::InvalidSpec, fmt::format("spec of '{}': {}", name, e.what()));
   }
@@ -130,7 +169,7 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
                                    name));
   }
 
-  auto device = std::make_unique<Managed>();
+  auto device = std::make_unique<Managed>(options_.crash);
   device->view.name = name;
   device->view.target = targetName(spec.target);
   device->view.specJson = specJson;
@@ -139,6 +178,11 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
   device->view.sizeBytes = spec.size.value_or(0);
   device->recovery = spec.recovery;
   device->onCreated = std::move(done);
+  if (backing) {
+    device->view.backing = backing->resolvedPath();
+    device->backingIdentity = backing->identity();
+    device->backing = std::move(backing);
+  }
 
   try {
     writeFileAtomically(specPath(name), specJson);
@@ -168,7 +212,14 @@ void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
   }
   argv.push_back("--status-fd");
   argv.push_back("3");
-  device.child = ChildProcess::spawn(argv);
+  if (device.backingIdentity && !device.backing) {
+    device.backing = reopenBacking(device.view.specJson, *device.backingIdentity);
+  }
+  if (device.backing) {
+    argv.push_back("--backing-fd");
+    argv.push_back(std::to_string(ChildProcess::kPassedFd));
+  }
+  device.child = ChildProcess::spawn(argv, device.backing ? device.backing->fd() : -1);
   device.statusLine.clear();
   device.status.reset();
   device.timedOut = false;
@@ -230,6 +281,7 @@ void Manager::becameLive(Managed& device, uint32_t id) {
                  {{"DEVICE", view.name}});
   }
   view.state = DeviceState::Live;
+  device.crash.live(Managed::Clock::now());
   loop_.cancel(device.deadline);
   announceName(view);
   writeRecord(device);
@@ -245,7 +297,7 @@ void Manager::recovered(Managed& device) {
   loop_.cancel(device.deadline);
   view.state = DeviceState::Live;
   ++view.restartCount;
-  device.failedRecoveries = 0;
+  device.crash.live(Managed::Clock::now());
   writeRecord(device);
   log::info(fmt::format("device {}: recovered {}: queue daemon pid {} serves it (restart {})", view.name,
                         view.blockDevice(), device.child->pid(), view.restartCount),
@@ -268,12 +320,17 @@ void Manager::announceName(const DeviceView& view) {
 }
 
 void Manager::writeRecord(const Managed& device) {
-  const nlohmann::json record{{"name", device.view.name},
-                              {"id", device.view.id},
-                              {"pid", device.child ? device.child->pid() : 0},
-                              {"spec", device.view.specJson},
-                              {"restarts", device.view.restartCount},
-                              {"last_exit_reason", device.view.lastExitReason}};
+  nlohmann::json record{{"name", device.view.name},
+                        {"id", device.view.id},
+                        {"pid", device.child ? device.child->pid() : 0},
+                        {"spec", device.view.specJson},
+                        {"restarts", device.view.restartCount},
+                        {"last_exit_reason", device.view.lastExitReason}};
+  if (device.backingIdentity) {
+    record["backing"] = {{"path", device.view.backing},
+                         {"device", device.backingIdentity->device},
+                         {"inode", device.backingIdentity->inode}};
+  }
   try {
     writeFileAtomically(recordPath(device.view.name), record.dump() + "\n");
   } catch (const std::exception& e) {
@@ -374,8 +431,7 @@ void Manager::onChildExit(const std::string& name) {
       const bool planned = std::exchange(device.handingOver, false) && (exit.clean() || !exit.known);
       view.lastExitReason = planned ? "handed over" : fmt::format("queue daemon {}", exit.describe());
       device.child.reset();
-      if (!planned) device.deaths.push_back(Managed::Clock::now());
-      afterDeath(device);
+      afterDeath(device, planned);
       return;
     }
     case DeviceState::Recovering: {
@@ -385,9 +441,7 @@ void Manager::onChildExit(const std::string& name) {
                                                                          : exit.describe();
       view.lastExitReason = fmt::format("recovering queue daemon {}", why);
       device.child.reset();
-      device.deaths.push_back(Managed::Clock::now());
-      ++device.failedRecoveries;
-      afterDeath(device);
+      afterDeath(device, false);
       return;
     }
     case DeviceState::Stopping: {
@@ -403,12 +457,12 @@ void Manager::onChildExit(const std::string& name) {
   }
 }
 
-// The queue daemon is gone (view.lastExitReason says how): recover the device, or give up on it.
-void Manager::afterDeath(Managed& device) {
+// The queue daemon is gone (view.lastExitReason says how; `planned` for a handover): recover the
+// device, or give up on it.
+void Manager::afterDeath(Managed& device, bool planned) {
   DeviceView& view = device.view;
   const std::string& name = view.name;
-  const auto now = Managed::Clock::now();
-  while (!device.deaths.empty() && now - device.deaths.front() > options_.crashLoopWithin) device.deaths.pop_front();
+  const CrashPolicy::Verdict verdict = planned ? CrashPolicy::Verdict{} : device.crash.died(Managed::Clock::now());
 
   if (!device.recoverable()) {
     log::error(fmt::format("device {}: {}; removing {} so I/O fails instead of hanging (recovery {})", name,
@@ -427,29 +481,22 @@ void Manager::afterDeath(Managed& device) {
     finishRemoval(name, fmt::format("{}; its kernel device was removed", view.lastExitReason));
     return;
   }
-  if (device.deaths.size() >= options_.crashLoopDeaths) {
-    failDevice(device, fmt::format("crash loop: {} queue daemon deaths within {} s; the last: {}", device.deaths.size(),
-                                   options_.crashLoopWithin.count(), view.lastExitReason));
+  if (verdict.giveUp) {
+    failDevice(device, fmt::format("{}; the last: {}", verdict.reason, view.lastExitReason));
     return;
   }
-  if (device.failedRecoveries >= options_.maxFailedRecoveries) {
-    failDevice(device, fmt::format("recovery failed {} times in a row; the last: {}", device.failedRecoveries,
-                                   view.lastExitReason));
-    return;
-  }
-  log::warning(fmt::format("device {}: {}; recovering {}", name, view.lastExitReason, view.blockDevice()),
+  const std::string when = verdict.delay.count() == 0
+                               ? ""
+                               : fmt::format(" in {:.2f} s", std::chrono::duration<double>(verdict.delay).count());
+  log::warning(fmt::format("device {}: {}; recovering {}{}", name, view.lastExitReason, view.blockDevice(), when),
                {{"DEVICE", name}, {"TARGET", view.target}, {"UBLK_DEVICE_ID", std::to_string(view.id)}});
   view.state = DeviceState::Recovering;
   writeRecord(device);
   if (listener_ != nullptr) listener_->deviceChanged(view);
-  // A recovery that failed is retried after 0.25 s, 0.5 s, ...: a broken backing is not hammered.
-  const auto backoff = device.failedRecoveries == 0
-                           ? std::chrono::milliseconds(0)
-                           : std::chrono::milliseconds(250) * (1U << std::min(device.failedRecoveries - 1, 4U));
-  if (backoff.count() == 0) {
+  if (verdict.delay.count() == 0) {
     startRecovery(name);
   } else {
-    device.retry = loop_.after(backoff, [this, name] { startRecovery(name); });
+    device.retry = loop_.after(verdict.delay, [this, name] { startRecovery(name); });
   }
 }
 
@@ -481,6 +528,15 @@ void Manager::failDevice(Managed& device, const std::string& why) {
   removeKernelDevice(view.id, view.name);
   removeFiles(view);
   view.state = DeviceState::Failed;
+  // The name stays failed, with its reason, across a ublkd restart until it is deleted.
+  try {
+    writeFileAtomically(
+        recordPath(view.name),
+        nlohmann::json{{"name", view.name}, {"state", "failed"}, {"reason", why}, {"spec", view.specJson}}.dump() +
+            "\n");
+  } catch (const std::exception& e) {
+    log::warning(fmt::format("device {}: cannot record its failure: {}", view.name, e.what()), {{"DEVICE", view.name}});
+  }
   if (listener_ != nullptr) listener_->deviceChanged(view);
   const ServiceError error(ErrorKind::Failed, fmt::format("device '{}' failed: {}", view.name, why));
   for (auto& done : std::exchange(device.onRestarted, {})) done(&error);
@@ -628,13 +684,28 @@ void Manager::adoptPrevious() {
     if (!file.ends_with(".state.json")) continue;
     try {
       const nlohmann::json record = nlohmann::json::parse(readTextFile(entry.path()));
-      auto device = std::make_unique<Managed>();
+      auto device = std::make_unique<Managed>(options_.crash);
       DeviceView& view = device->view;
       view.name = record.at("name").get<std::string>();
+      if (record.value("state", std::string()) == "failed") {
+        view.specJson = record.at("spec").get<std::string>();
+        view.target = targetName(parseDeviceSpec(view.specJson).target);
+        view.state = DeviceState::Failed;
+        view.lastError = record.at("reason").get<std::string>();
+        log::warning(fmt::format("device {}: failed before ublkd restarted: {}", view.name, view.lastError),
+                     {{"DEVICE", view.name}});
+        devices_.emplace(view.name, std::move(device));
+        continue;
+      }
       view.id = record.at("id").get<uint32_t>();
       view.specJson = record.at("spec").get<std::string>();
       view.restartCount = record.value("restarts", 0U);
       view.lastExitReason = record.value("last_exit_reason", std::string());
+      if (const auto backing = record.find("backing"); backing != record.end()) {
+        view.backing = backing->at("path").get<std::string>();
+        device->backingIdentity = FileIdentity{.device = backing->at("device").get<uint64_t>(),
+                                               .inode = backing->at("inode").get<uint64_t>()};
+      }
       const DeviceSpec spec = parseDeviceSpec(view.specJson);
       view.target = targetName(spec.target);
       device->recovery = spec.recovery;
@@ -663,6 +734,11 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
     auto child = ChildProcess::adopt(server);
     if (child && servesSpec(commandLine(server), specPath(name).string())) device->child = std::move(child);
   }
+  if (device->child && device->backingIdentity) {
+    // Without it (no ptrace right over the daemon), the path is opened again and checked if the
+    // daemon ever has to be replaced.
+    device->backing = takeBacking(*device->child, view.backing, *device->backingIdentity);
+  }
   try {
     fillFromKernel(*device);
   } catch (const std::exception& e) {
@@ -671,6 +747,7 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
   Managed& ref = *devices_.emplace(name, std::move(device)).first->second;
   if (ref.child) {
     ref.view.state = DeviceState::Live;
+    ref.crash.live(Managed::Clock::now());
     writeRecord(ref);
     watchChild(ref);
     log::info(fmt::format("device {}: adopted {} (queue daemon pid {})", name, view.blockDevice(), server),
@@ -682,8 +759,7 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
   ref.view.state = DeviceState::Recovering;  // so the bus shows it; afterDeath decides
   if (listener_ != nullptr) listener_->deviceAdded(ref.view);
   ref.view.lastExitReason = fmt::format("queue daemon (pid {}) gone while ublkd was down", server);
-  ref.deaths.push_back(Managed::Clock::now());
-  afterDeath(ref);
+  afterDeath(ref, false);
 }
 
 void Manager::detachAll() {

@@ -19,6 +19,7 @@
 
 #include "child_process.h"
 #include "control_device.h"
+#include "crash_policy.h"
 #include "event_loop.h"
 #include "service_error.h"
 
@@ -41,6 +42,7 @@ struct DeviceView {
   std::string lastError;       // why a Failed device failed
   uint32_t restartCount = 0;   // queue daemons brought back by recovery (or a planned restart)
   std::string lastExitReason;  // how the last queue daemon ended, "" if none has
+  std::string backing;         // the file or block device a loop device serves, as opened
 
   std::string blockDevice() const;  // "/dev/ublkbN", or "" without an id
   std::string charDevice() const;
@@ -54,11 +56,8 @@ class Manager {
     std::chrono::seconds startTimeout{60};
     std::chrono::seconds stopTimeout{30};
     uint64_t kernelFeatures = 0;
-    // A crash loop ends recovery: this many unplanned daemon deaths within `within`, or this many
-    // recovering daemons in a row that never got the device live.
-    unsigned crashLoopDeaths = 10;
-    std::chrono::seconds crashLoopWithin{10};
-    unsigned maxFailedRecoveries = 3;
+    // When an unplanned death is recovered at once, after a backoff, or ends recovery.
+    CrashPolicy::Options crash;
   };
 
   class Listener {
@@ -114,7 +113,7 @@ class Manager {
   void onChildExit(const std::string& name);
   void becameLive(Managed& device, uint32_t id);
   void recovered(Managed& device);
-  void afterDeath(Managed& device);
+  void afterDeath(Managed& device, bool planned);
   void startRecovery(const std::string& name);
   void failDevice(Managed& device, const std::string& why);
   void finishRemoval(const std::string& name, const std::string& reason);

@@ -32,7 +32,8 @@ class NullTarget final : public Target {
                   .logicalBlock = spec.blockSize.value_or(512),
                   .physicalBlock = std::max<uint32_t>(spec.blockSize.value_or(512), 4096),
                   .readOnly = spec.readOnly,
-                  .discard = true} {}
+                  .discard = true,
+                  .writeZeroes = true} {}
   std::string_view name() const override { return "null"; }
   Geometry geometry() const override { return geometry_; }
   // Null never looks at data, so with USER_COPY the kernel need not copy any.

@@ -7,11 +7,15 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <future>
 #include <mutex>
@@ -31,6 +35,9 @@ namespace ublkd {
 namespace {
 
 namespace abi = ublk::abi;
+
+// The OOM killer never picks a queue daemon (ublksrv does the same).
+constexpr int kOomScoreAdjust = -1000;
 
 // Per-request buffer (copy mode). 512 KiB keeps depth x buffer per queue modest.
 constexpr uint32_t kMaxIoBytes = 512 * 1024;
@@ -89,11 +96,12 @@ abi::Params paramsFor(const Geometry& g, const abi::DevInfo& info) {
   p.basic.io_opt_shift = shiftOf(g.physicalBlock);
   p.basic.max_sectors = info.max_io_buf_bytes >> 9;
   p.basic.dev_sectors = g.sizeBytes >> 9;
-  if (g.discard) {
+  if (g.discard || g.writeZeroes) {
     p.types |= abi::param::kTypeDiscard;
-    p.discard.discard_granularity = g.physicalBlock;
-    p.discard.max_discard_sectors = UINT32_MAX >> 9;
-    p.discard.max_write_zeroes_sectors = UINT32_MAX >> 9;
+    p.discard.discard_granularity =
+        std::max(g.discardGranularity != 0 ? g.discardGranularity : g.physicalBlock, g.logicalBlock);
+    p.discard.max_discard_sectors = g.discard ? g.maxDiscardSectors : 0;
+    p.discard.max_write_zeroes_sectors = g.writeZeroes ? g.maxWriteZeroesSectors : 0;
     p.discard.max_discard_segments = 1;
   }
   return p;
@@ -281,11 +289,29 @@ class Device {
   std::string queueError_;
 };
 
+// Memory reclaim in this process must never wait for writeback to the device it serves: that is
+// the loop device's classic deadlock. PR_SET_IO_FLUSHER (CAP_SYS_RESOURCE; inherited by the queue
+// threads made after it) keeps our allocations from starting I/O, and the OOM killer, which would
+// take the device away from everything on it, passes us over. Without the capability (a test run
+// by hand) the device is still served, and the warning says what is missing.
+void guardAgainstReclaim() {
+  if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
+    fmt::print(stderr, "ublkd serve: warning: PR_SET_IO_FLUSHER: {} (needs CAP_SYS_RESOURCE)\n", std::strerror(errno));
+  }
+  std::ofstream oom("/proc/self/oom_score_adj");
+  oom << kOomScoreAdjust << std::flush;
+  if (!oom) {
+    fmt::print(stderr, "ublkd serve: warning: cannot set oom_score_adj {}: {}\n", kOomScoreAdjust,
+               std::strerror(errno));
+  }
+}
+
 }  // namespace
 
 int Server::run() {
   const sigset_t signals = serverSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  guardAgainstReclaim();
 
   ublk::ControlDevice control;
   uint64_t features = 0;
@@ -294,7 +320,7 @@ int Server::run() {
   } catch (const std::system_error&) {
     // Kernels before 6.5 have no GET_FEATURES; ADD_DEV's answer is the contract anyway.
   }
-  std::unique_ptr<Target> target = makeTarget(spec_);
+  std::unique_ptr<Target> target = makeTarget(spec_, std::move(backing_));
   const ublk::DataPath preferred = target->preferredDataPath();
 
   std::optional<Device> device;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 
+#include "backing_store.h"
 #include "device_spec.h"
 
 namespace ublkd {
@@ -20,9 +21,11 @@ class Server {
     std::function<void(uint32_t)> onAdded;
     std::function<void(uint32_t)> onReady;
   };
-  // With recoverId, the device exists already and is served again through user recovery.
-  explicit Server(DeviceSpec spec, Events events = {}, std::optional<uint32_t> recoverId = std::nullopt)
-      : spec_(std::move(spec)), events_(std::move(events)), recoverId_(recoverId) {}
+  // With recoverId, the device exists already and is served again through user recovery. A loop
+  // device serves `backing` (opened by ublkd), or opens the spec's path itself.
+  explicit Server(DeviceSpec spec, Events events = {}, std::optional<uint32_t> recoverId = std::nullopt,
+                  std::optional<BackingStore> backing = std::nullopt)
+      : spec_(std::move(spec)), events_(std::move(events)), recoverId_(recoverId), backing_(std::move(backing)) {}
   // Returns the process exit code; throws (after cleaning up) when setup fails.
   int run();
 
@@ -30,6 +33,7 @@ class Server {
   DeviceSpec spec_;
   Events events_;
   std::optional<uint32_t> recoverId_;
+  std::optional<BackingStore> backing_;
 };
 
 }  // namespace ublkd

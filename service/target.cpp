@@ -3,12 +3,12 @@
 
 namespace ublkd {
 
-std::unique_ptr<Target> makeTarget(const DeviceSpec& spec) {
+std::unique_ptr<Target> makeTarget(const DeviceSpec& spec, std::optional<BackingStore> backing) {
   switch (spec.target) {
     case TargetKind::Null:
       return makeNullTarget(spec);
     case TargetKind::Loop:
-      return makeLoopTarget(spec);
+      return makeLoopTarget(spec, backing ? std::move(*backing) : BackingStore::open(spec.path, spec.readOnly));
   }
   throw SpecError("/target", "unknown target");
 }

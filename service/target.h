@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <vector>
 
+#include "backing_store.h"
 #include "device_spec.h"
 #include "queue.h"
 
@@ -18,7 +20,11 @@ struct Geometry {
   uint32_t logicalBlock = 512;
   uint32_t physicalBlock = 4096;
   bool readOnly = false;
-  bool discard = false;       // DISCARD and WRITE_ZEROES are served
+  bool discard = false;                          // DISCARD is served
+  bool writeZeroes = false;                      // WRITE_ZEROES is served
+  uint32_t discardGranularity = 0;               // bytes; 0 = the physical block
+  uint32_t maxDiscardSectors = UINT32_MAX >> 9;  // per request
+  uint32_t maxWriteZeroesSectors = UINT32_MAX >> 9;
   bool volatileCache = true;  // FLUSH and FUA mean something
 };
 
@@ -35,11 +41,12 @@ class Target {
   virtual std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t queue, uint16_t depth, ublk::DataPath path) = 0;
 };
 
-// Opens what the spec names (backing files are opened here, once) and checks it; throws
-// SpecError naming the field at fault.
-std::unique_ptr<Target> makeTarget(const DeviceSpec& spec);
+// Makes the spec's target and checks it against what it serves; throws SpecError naming the field
+// at fault. A loop target serves `backing` (opened by ublkd and passed down), or opens the spec's
+// path itself when given none.
+std::unique_ptr<Target> makeTarget(const DeviceSpec& spec, std::optional<BackingStore> backing = std::nullopt);
 
 std::unique_ptr<Target> makeNullTarget(const DeviceSpec& spec);
-std::unique_ptr<Target> makeLoopTarget(const DeviceSpec& spec);
+std::unique_ptr<Target> makeLoopTarget(const DeviceSpec& spec, BackingStore backing);
 
 }  // namespace ublkd

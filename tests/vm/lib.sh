@@ -35,6 +35,35 @@ scratch_file() {
   echo "$f"
 }
 
+# scratch_disk: the guest's virtio disk with 4 KiB logical sectors (tests/vm/session.sh), fresh
+# each boot. Prints /dev/vdX.
+scratch_disk() {
+  local serial
+  for serial in /sys/block/vd*/serial; do
+    [ "$(<"$serial")" = ublkvm-4k ] || continue
+    serial=${serial%/serial}
+    echo "/dev/${serial##*/}"
+    return 0
+  done
+  fail "no scratch disk (serial ublkvm-4k) in /sys/block"
+}
+
+# null_blk_device NAME SIZE_MB BLOCK_SIZE DISCARD(0|1): a memory-backed null_blk disk made through
+# configfs, removed at exit. Sets NULLB_DEV (not in a subshell: the removal is deferred here).
+null_blk_device() {
+  local dir=/sys/kernel/config/nullb/$1
+  mkdir "$dir" || fail "cannot make null_blk device $1"
+  defer "echo 0 >$dir/power; rmdir $dir"
+  echo "$2" >"$dir/size"
+  echo 1 >"$dir/memory_backed"
+  echo "$3" >"$dir/blocksize"
+  echo "$4" >"$dir/discard"
+  echo 1 >"$dir/power" || fail "cannot power on null_blk device $1"
+  NULLB_DEV=/dev/$1
+  [ -b "$NULLB_DEV" ] || NULLB_DEV=/dev/nullb$(<"$dir/index")
+  [ -b "$NULLB_DEV" ] || fail "null_blk device $1 has no block device node"
+}
+
 # fio_checked OUT_JSON [FIO OPTION...]: runs fio with JSON output into OUT_JSON; fails on an I/O
 # error or a verify mismatch. Prints the job's longest completion latency (read or write) in ms.
 fio_checked() {

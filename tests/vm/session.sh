@@ -75,6 +75,12 @@ _qemu_start() {
     cmdline+=(systemd.unit=ublkd-vmtest.target systemd.show_status=error ublkvm.stage=1)
     stage_share=(-virtfs "local,path=$(realpath "$build/vm/stage"),mount_tag=stage,security_model=none,readonly=on,multidevs=remap")
   fi
+  # A scratch disk with 4 KiB logical sectors (lib.sh: scratch_disk), fresh and sparse each boot.
+  truncate -s 1G "$sdir/scratch4k.img"
+  local disks=(
+    -drive "if=none,id=scratch4k,format=raw,file=$sdir/scratch4k.img"
+    -device virtio-blk-pci,drive=scratch4k,serial=ublkvm-4k,logical_block_size=4096,physical_block_size=4096
+  )
   # Extra kernel arguments, for experiments (for example the benchmark's clocksource choice).
   cmdline+=(${UBLKD_VM_APPEND:-})
   # Its own session, output to files only, without the session lock (fd 9, tests/vm/run): it
@@ -85,7 +91,7 @@ _qemu_start() {
     -kernel "$kdir/vmlinuz" -initrd "$initramfs" -append "${cmdline[*]}" \
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
     -virtfs "local,path=$results_root,mount_tag=results,security_model=none,multidevs=remap" \
-    "${stage_share[@]}" -serial "file:$console" </dev/null >"$sdir/qemu.log" 2>&1 9>&- &
+    "${stage_share[@]}" "${disks[@]}" -serial "file:$console" </dev/null >"$sdir/qemu.log" 2>&1 9>&- &
   echo $! >"$sdir/pid"
 }
 

@@ -1,8 +1,10 @@
 #!/bin/bash
-# Description: where recovery stops. A crash loop (crash_loop deaths within seconds) and a backing
-# file that vanished both end in the failed state, with I/O failing rather than hanging, and the
-# device can still be deleted. DeleteDevice while a daemon is recovering does not hang. A device
-# with recovery "none" is removed when its daemon dies, I/O fails at once, and DeviceRemoved says why.
+# Description: where recovery stops. A crash loop (crash_loop deaths within seconds), a backing
+# file that vanished while ublkd was down, and daemons that die as soon as they start (after a
+# doubling backoff) all end in the failed state, with I/O failing rather than hanging; a failed
+# device stays failed across a ublkd restart, and can still be deleted. DeleteDevice while a
+# daemon is recovering does not hang. A device with recovery "none" is removed when its daemon
+# dies, I/O fails at once, and DeviceRemoved says why.
 source "$(dirname "$0")/../lib.sh"
 
 mkdir -p /var/lib/ublk
@@ -32,22 +34,46 @@ journal DEVICE=c | grep -q 'crash loop: 3 queue daemon deaths within 60 s' ||
   fail "the journal does not report the crash loop"
 wait_until 10 process_gone $READER || fail "the reader of $dev still hangs"
 [ ! -e "$dev" ] || fail "$dev outlived the failure"
+systemctl restart ublkd
+state_is c failed || fail "after a ublkd restart, c is '$(ublk_state c)', not failed"
 ublkctl delete c || fail "cannot delete the failed device"
 expect_no_devices
 cp /var/tmp/ublkd.json.orig /etc/ublk/ublkd.json # the default limit, 10 deaths within 10 s
 systemctl restart ublkd
 
-step "a recovery that keeps failing (the backing file vanished) ends failed, and can be deleted"
+step "the backing file vanished while ublkd was down: the device ends failed, saying why, and can be deleted"
+# While ublkd runs it holds the open file, so a recovery serves it even after a rename; a ublkd
+# started afresh must open the path again.
 truncate -s 64M /var/lib/ublk/gone.img
 echo '{"target":"loop","path":"/var/lib/ublk/gone.img"}' >/var/lib/ublk/gone.json
 defer rm -f /var/lib/ublk/gone.img /var/lib/ublk/gone.json /var/lib/ublk/gone.img.moved
 ublkctl create gone --spec /var/lib/ublk/gone.json
+systemctl stop ublkd
 mv /var/lib/ublk/gone.img /var/lib/ublk/gone.img.moved
 kill_queue_daemon gone
 wait_until 30 state_is gone failed || fail "gone is $(ublk_state gone)"
-journal DEVICE=gone | grep -q 'recovery failed 3 times in a row.*gone.img' ||
+journal DEVICE=gone | grep -q 'cannot open /var/lib/ublk/gone.img: No such file or directory' ||
   fail "the journal does not say why the recovery failed: $(journal DEVICE=gone)"
 ublkctl delete gone
+expect_no_devices
+
+step "daemons that die as soon as they start: recovery backs off (0.25 s doubling to 4 s), then ends failed"
+dev=$(ublkctl create q --spec /var/lib/ublk/null.json)
+start=$SECONDS
+kills=0
+until state_is q failed || [ $((SECONDS - start)) -ge 60 ]; do
+  if pid=$(pgrep -f 'ublkd serve --spec /run/ublkd/devices/q.spec.json'); then
+    kill -KILL $pid && kills=$((kills + 1))
+  fi
+done
+state_is q failed || fail "q is $(ublk_state q) after $kills kills in 60 s"
+elapsed=$((SECONDS - start))
+echo "  failed after $kills queue daemons in $elapsed s"
+[ "$elapsed" -ge 7 ] || fail "q failed after $elapsed s: recovery did not back off"
+[ "$kills" -le 8 ] || fail "$kills queue daemons started: recovery looped"
+journal DEVICE=q | grep -q "recovering $dev in 4.00 s" || fail "no 4 s backoff in the journal: $(journal DEVICE=q)"
+journal DEVICE=q | grep -q '6 queue daemons in a row died before serving' || fail "no reason in the journal"
+ublkctl delete q
 expect_no_devices
 
 step "DeleteDevice while a recovering daemon is stuck does not hang"
