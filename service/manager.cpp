@@ -10,6 +10,7 @@ extern "C" {
 }
 
 #include <cerrno>
+#include <cstring>
 #include <deque>
 #include <fstream>
 #include <system_error>
@@ -20,6 +21,7 @@ extern "C" {
 #include "abi.h"
 #include "backing_store.h"
 #include "crash_policy.h"
+#include "device_identity.h"
 #include "device_spec.h"
 #include "log.h"
 #include "serve_status.h"
@@ -37,7 +39,8 @@ struct Manager::Managed {
   // identity says which file it is, so a path opened again (after a ublkd restart) is checked.
   std::optional<BackingStore> backing;
   std::optional<FileIdentity> backingIdentity;
-  uint64_t kernelFlags = 0;           // UBLK_F_* the kernel granted the device
+  uint64_t kernelFlags = 0;  // UBLK_F_* the kernel granted the device
+  uint64_t cookie = 0;       // its identity in the kernel (device_identity.h); 0 in records from before cookies
   std::optional<ChildProcess> child;  // none while a recovery waits out its backoff
   std::string statusLine;             // status pipe bytes not yet parsed
   std::optional<uint32_t> addedId;    // the kernel device, once ADD_DEV made it
@@ -190,10 +193,20 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
     throw ServiceError(ErrorKind::Failed, fmt::format("cannot record the spec of '{}': {}", name, e.what()));
   }
   Managed& ref = *devices_.emplace(name, std::move(device)).first->second;
+  // The record with the cookie comes first: should ublkd die after ADD_DEV, the next one knows
+  // the kernel device is ours, and removes it.
+  try {
+    ref.cookie = newCookie();
+    writeFileAtomically(recordPath(name), recordOf(ref).dump() + "\n");
+  } catch (const std::exception& e) {
+    fs::remove(specPath(name));
+    devices_.erase(name);
+    throw ServiceError(ErrorKind::Failed, fmt::format("cannot record the device '{}': {}", name, e.what()));
+  }
   try {
     spawnServe(ref, std::nullopt);
   } catch (const std::exception& e) {
-    fs::remove(specPath(name));
+    removeFiles(ref.view);
     devices_.erase(name);
     throw ServiceError(ErrorKind::Failed, fmt::format("cannot start the queue daemon of '{}': {}", name, e.what()));
   }
@@ -212,6 +225,10 @@ void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
   }
   argv.push_back("--status-fd");
   argv.push_back("3");
+  if (device.cookie != 0) {
+    argv.push_back("--cookie");
+    argv.push_back(std::to_string(device.cookie));
+  }
   if (device.backingIdentity && !device.backing) {
     device.backing = reopenBacking(device.view.specJson, *device.backingIdentity);
   }
@@ -319,8 +336,10 @@ void Manager::announceName(const DeviceView& view) {
   }
 }
 
-void Manager::writeRecord(const Managed& device) {
+nlohmann::json Manager::recordOf(const Managed& device) const {
   nlohmann::json record{{"name", device.view.name},
+                        {"state", stateName(device.view.state)},
+                        {"cookie", device.cookie},
                         {"id", device.view.id},
                         {"pid", device.child ? device.child->pid() : 0},
                         {"spec", device.view.specJson},
@@ -331,8 +350,12 @@ void Manager::writeRecord(const Managed& device) {
                          {"device", device.backingIdentity->device},
                          {"inode", device.backingIdentity->inode}};
   }
+  return record;
+}
+
+void Manager::writeRecord(const Managed& device) {
   try {
-    writeFileAtomically(recordPath(device.view.name), record.dump() + "\n");
+    writeFileAtomically(recordPath(device.view.name), recordOf(device).dump() + "\n");
   } catch (const std::exception& e) {
     log::warning(fmt::format("device {}: cannot record it for a restarted ublkd: {}", device.view.name, e.what()),
                  {{"DEVICE", device.view.name}});
@@ -355,10 +378,24 @@ std::optional<ublk::abi::DevInfo> Manager::kernelDeviceInfo(uint32_t id) {
   }
 }
 
-// Whether the kernel still has the device with a disk (not stopped, not deleted).
-bool Manager::kernelDeviceInUse(uint32_t id) {
+// The kernel's device at `id` if it is the one with `cookie` (0: a record from before cookies);
+// another server's device at a reused id is nullopt, said once in the journal.
+std::optional<ublk::abi::DevInfo> Manager::ourKernelDevice(uint32_t id, uint64_t cookie, const std::string& name) {
+  auto info = kernelDeviceInfo(id);
+  if (info && cookie != 0 && info->ublksrv_flags != cookie) {
+    log::warning(fmt::format("device {}: /dev/ublkb{} is not ours any more (cookie {}, ours {}): another server's "
+                             "device at a reused id; leaving it alone",
+                             name, id, cookieText(info->ublksrv_flags), cookieText(cookie)),
+                 {{"DEVICE", name}});
+    return std::nullopt;
+  }
+  return info;
+}
+
+// Whether the kernel still has our device with a disk (not stopped, not deleted).
+bool Manager::kernelDeviceInUse(uint32_t id, uint64_t cookie, const std::string& name) {
   try {
-    const auto info = kernelDeviceInfo(id);
+    const auto info = ourKernelDevice(id, cookie, name);
     return info && static_cast<ublk::abi::DevState>(info->state) != ublk::abi::DevState::Dead;
   } catch (const std::exception&) {
     return true;  // unknown: the caller's cleanup is the safe side
@@ -383,9 +420,9 @@ EventLoop::TimerId Manager::killAfter(Managed& device, std::chrono::seconds time
 
 // STOP_DEV fails whatever I/O is queued (so no application hangs on a dead daemon), then the
 // device is deleted; DEL_DEV_ASYNC (6.9+) does not wait for the last opener to close it.
-void Manager::removeKernelDevice(uint32_t id, const std::string& name) {
+void Manager::removeKernelDevice(uint32_t id, const std::string& name, uint64_t cookie) {
   try {
-    if (!kernelDeviceInfo(id)) return;
+    if (!ourKernelDevice(id, cookie, name)) return;
     control_.stopDevice(id);
     control_.deleteDeviceWithoutWaiting(id);
   } catch (const std::exception& e) {
@@ -416,7 +453,7 @@ void Manager::onChildExit(const std::string& name) {
               : ServiceError(ErrorKind::Failed,
                              fmt::format("the queue daemon {} before the device was ready", exit.describe()));
       // A daemon that failed cleanly removed its device; one that was killed or crashed did not.
-      if (device.addedId) removeKernelDevice(*device.addedId, name);
+      if (device.addedId) removeKernelDevice(*device.addedId, name, device.cookie);
       log::error(fmt::format("device {}: cannot create it: {}", name, error.what()),
                  {{"DEVICE", name}, {"TARGET", view.target}});
       CreateDone done = std::move(device.onCreated);
@@ -448,7 +485,8 @@ void Manager::onChildExit(const std::string& name) {
       loop_.cancel(device.deadline);
       device.child.reset();
       // A daemon that stopped cleanly deleted the device, unless it handed it over instead.
-      if (!exit.clean() || kernelDeviceInUse(view.id)) removeKernelDevice(view.id, name);
+      if (!exit.clean() || kernelDeviceInUse(view.id, device.cookie, name))
+        removeKernelDevice(view.id, name, device.cookie);
       finishRemoval(name, "deleted");
       return;
     }
@@ -468,16 +506,16 @@ void Manager::afterDeath(Managed& device, bool planned) {
     log::error(fmt::format("device {}: {}; removing {} so I/O fails instead of hanging (recovery {})", name,
                            view.lastExitReason, view.blockDevice(), toString(device.recovery)),
                {{"DEVICE", name}, {"TARGET", view.target}});
-    removeKernelDevice(view.id, name);
+    removeKernelDevice(view.id, name, device.cookie);
     finishRemoval(name, view.lastExitReason);
     return;
   }
-  if (!kernelDeviceInUse(view.id)) {
+  if (!kernelDeviceInUse(view.id, device.cookie, name)) {
     // Stopped and deleted (by its daemon on SIGTERM, or by hand): nothing is left to recover,
     // and the id may soon be another device's.
     log::warning(fmt::format("device {}: {}, and {} is gone", name, view.lastExitReason, view.blockDevice()),
                  {{"DEVICE", name}});
-    removeKernelDevice(view.id, name);
+    removeKernelDevice(view.id, name, device.cookie);
     finishRemoval(name, fmt::format("{}; its kernel device was removed", view.lastExitReason));
     return;
   }
@@ -525,7 +563,7 @@ void Manager::failDevice(Managed& device, const std::string& why) {
              {{"DEVICE", view.name}, {"TARGET", view.target}});
   loop_.cancel(device.deadline);
   loop_.cancel(device.retry);
-  removeKernelDevice(view.id, view.name);
+  removeKernelDevice(view.id, view.name, device.cookie);
   removeFiles(view);
   view.state = DeviceState::Failed;
   // The name stays failed, with its reason, across a ublkd restart until it is deleted.
@@ -587,7 +625,7 @@ void Manager::remove(const std::string& name, DeleteDone done) {
   if (!device.child) {
     // A recovery waiting out its backoff: no daemon to stop, only the kernel device.
     device.onDeleted.push_back(std::move(done));
-    removeKernelDevice(view.id, name);
+    removeKernelDevice(view.id, name, device.cookie);
     finishRemoval(name, "deleted");
     return;
   }
@@ -687,7 +725,13 @@ void Manager::adoptPrevious() {
       auto device = std::make_unique<Managed>(options_.crash);
       DeviceView& view = device->view;
       view.name = record.at("name").get<std::string>();
-      if (record.value("state", std::string()) == "failed") {
+      const std::string state = record.value("state", std::string());
+      device->cookie = record.value("cookie", uint64_t{0});
+      if (state == "starting") {
+        abandonStarting(view.name, device->cookie);
+        continue;
+      }
+      if (state == "failed") {
         view.specJson = record.at("spec").get<std::string>();
         view.target = targetName(parseDeviceSpec(view.specJson).target);
         view.state = DeviceState::Failed;
@@ -728,6 +772,14 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
     if (listener_ != nullptr) listener_->deviceRemoved(view, "its kernel device went away while ublkd was down");
     return;
   }
+  if (device->cookie != 0 && info->ublksrv_flags != device->cookie) {
+    log::warning(fmt::format("device {}: /dev/ublkb{} is another server's device now (cookie {}, ours was {}); "
+                             "leaving it alone and forgetting ours",
+                             name, view.id, cookieText(info->ublksrv_flags), cookieText(device->cookie)),
+                 {{"DEVICE", name}});
+    removeFiles(view);
+    return;
+  }
   const pid_t server = info->ublksrv_pid;
   const bool live = static_cast<ublk::abi::DevState>(info->state) == ublk::abi::DevState::Live;
   if (live && server > 0) {
@@ -738,6 +790,13 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
     // Without it (no ptrace right over the daemon), the path is opened again and checked if the
     // daemon ever has to be replaced.
     device->backing = takeBacking(*device->child, view.backing, *device->backingIdentity);
+    if (!device->backing) {
+      log::warning(fmt::format("device {}: cannot take the open backing store from queue daemon pid {} "
+                               "(pidfd_getfd: {}); a recovery opens {} again and serves it only if it is "
+                               "still the same file",
+                               name, server, std::strerror(errno), view.backing),
+                   {{"DEVICE", name}});
+    }
   }
   try {
     fillFromKernel(*device);
@@ -760,6 +819,23 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
   if (listener_ != nullptr) listener_->deviceAdded(ref.view);
   ref.view.lastExitReason = fmt::format("queue daemon (pid {}) gone while ublkd was down", server);
   afterDeath(ref, false);
+}
+
+// A device whose CreateDevice an earlier ublkd did not finish (it died between recording the
+// device and its being live): its caller was told it failed, so the kernel device carrying the
+// cookie, if ADD_DEV made one, goes, and so does its queue daemon.
+void Manager::abandonStarting(const std::string& name, uint64_t cookie) {
+  killStrayServers(specPath(name).string());
+  for (const uint32_t id : kernelDeviceIds()) {
+    const auto info = kernelDeviceInfo(id);
+    if (!info || cookie == 0 || info->ublksrv_flags != cookie) continue;
+    log::warning(fmt::format("device {}: removing /dev/ublkb{}: its creation was cut short by a ublkd exit", name, id),
+                 {{"DEVICE", name}});
+    removeKernelDevice(id, name, cookie);
+  }
+  DeviceView view;
+  view.name = name;
+  removeFiles(view);
 }
 
 void Manager::detachAll() {

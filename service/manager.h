@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "child_process.h"
 #include "control_device.h"
 #include "crash_policy.h"
@@ -117,11 +119,14 @@ class Manager {
   void startRecovery(const std::string& name);
   void failDevice(Managed& device, const std::string& why);
   void finishRemoval(const std::string& name, const std::string& reason);
-  void removeKernelDevice(uint32_t id, const std::string& name);
-  bool kernelDeviceInUse(uint32_t id);
+  void removeKernelDevice(uint32_t id, const std::string& name, uint64_t cookie);
+  bool kernelDeviceInUse(uint32_t id, uint64_t cookie, const std::string& name);
+  std::optional<ublk::abi::DevInfo> ourKernelDevice(uint32_t id, uint64_t cookie, const std::string& name);
+  void abandonStarting(const std::string& name, uint64_t cookie);
   EventLoop::TimerId killAfter(Managed& device, std::chrono::seconds timeout, std::string_view what);
   std::optional<ublk::abi::DevInfo> kernelDeviceInfo(uint32_t id);  // nullopt: no such device
   void fillFromKernel(Managed& device);
+  nlohmann::json recordOf(const Managed& device) const;
   void writeRecord(const Managed& device);
   void removeFiles(const DeviceView& view);
   void announceName(const DeviceView& view);

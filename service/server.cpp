@@ -223,7 +223,11 @@ class Device {
   void serveQueue(uint16_t q, cpu_set_t cpus, std::unique_ptr<ublk::RequestHandler> handler, std::promise<void> ready) {
     bool setUp = false;
     try {
-      pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);  // best effort: a hint, not a need
+      // Best effort: a hint, not a need; a refusal (a sandbox, a cpuset) is said, not fatal.
+      if (const int err = pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus); err != 0) {
+        fmt::print(stderr, "ublkd serve: device {}: queue {}: cannot pin it to its CPUs: {}\n", id(), q,
+                   std::strerror(err));
+      }
       pthread_setname_np(pthread_self(), fmt::format("ublkd-q{}", q).c_str());
       ublk::Queue queue({.devId = id(),
                          .id = q,
@@ -320,13 +324,19 @@ int Server::run() {
   } catch (const std::system_error&) {
     // Kernels before 6.5 have no GET_FEATURES; ADD_DEV's answer is the contract anyway.
   }
-  std::unique_ptr<Target> target = makeTarget(spec_, std::move(backing_));
+  std::unique_ptr<Target> target = makeTarget(spec_, std::move(options_.backing));
   const ublk::DataPath preferred = target->preferredDataPath();
 
   std::optional<Device> device;
-  if (recoverId_) {
+  if (options_.recoverId) {
     // The kernel's info is the contract: queues, depth, buffer size and flags as ADD_DEV granted.
-    const abi::DevInfo info = control.getDeviceInfo(*recoverId_);
+    const abi::DevInfo info = control.getDeviceInfo(*options_.recoverId);
+    if (options_.cookie != 0 && info.ublksrv_flags != options_.cookie) {
+      throw ServiceError(ErrorKind::Failed,
+                         fmt::format("device {} is not the device to recover: its cookie is {:#x}, not {:#x} (another "
+                                     "server's device at a reused id?); leaving it alone",
+                                     info.dev_id, info.ublksrv_flags, options_.cookie));
+    }
     if ((info.flags & abi::feature::kUserRecovery) == 0) {
       throw ServiceError(
           ErrorKind::Failed,
@@ -342,7 +352,8 @@ int Server::run() {
                            .queue_depth = spec_.depth,
                            .max_io_buf_bytes = kMaxIoBytes,
                            .dev_id = UINT32_MAX,
-                           .flags = wantedFlags(spec_, features) | dataPathFlags(preferred, features)});
+                           .flags = wantedFlags(spec_, features) | dataPathFlags(preferred, features),
+                           .ublksrv_flags = options_.cookie});
     device.emplace(control, granted, grantedDataPath(preferred, granted.flags), Device::Origin::Added);
     if (events_.onAdded) events_.onAdded(device->id());
     if (granted.nr_hw_queues != spec_.queues || granted.queue_depth != spec_.depth) {
@@ -353,7 +364,7 @@ int Server::run() {
   }
   device->startQueues(*target);
   device->start();
-  if (!recoverId_) setScheduler(device->id(), spec_.scheduler);
+  if (!options_.recoverId) setScheduler(device->id(), spec_.scheduler);
 
   fmt::print("/dev/ublkb{}\n", device->id());
   std::fflush(stdout);

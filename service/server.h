@@ -21,19 +21,24 @@ class Server {
     std::function<void(uint32_t)> onAdded;
     std::function<void(uint32_t)> onReady;
   };
-  // With recoverId, the device exists already and is served again through user recovery. A loop
-  // device serves `backing` (opened by ublkd), or opens the spec's path itself.
-  explicit Server(DeviceSpec spec, Events events = {}, std::optional<uint32_t> recoverId = std::nullopt,
-                  std::optional<BackingStore> backing = std::nullopt)
-      : spec_(std::move(spec)), events_(std::move(events)), recoverId_(recoverId), backing_(std::move(backing)) {}
+  struct Options {
+    // The device exists already and is served again through user recovery.
+    std::optional<uint32_t> recoverId;
+    // A loop device serves this (opened by ublkd), or opens the spec's path itself.
+    std::optional<BackingStore> backing;
+    // ublkd's identity for the device (device_identity.h): given to ADD_DEV, and a device to be
+    // recovered must carry it. 0: none (a device served by hand).
+    uint64_t cookie = 0;
+  };
+  explicit Server(DeviceSpec spec, Events events, Options options)
+      : spec_(std::move(spec)), events_(std::move(events)), options_(std::move(options)) {}
   // Returns the process exit code; throws (after cleaning up) when setup fails.
   int run();
 
  private:
   DeviceSpec spec_;
   Events events_;
-  std::optional<uint32_t> recoverId_;
-  std::optional<BackingStore> backing_;
+  Options options_;
 };
 
 }  // namespace ublkd

@@ -54,11 +54,11 @@ defer rm -f /var/tmp/pressure.json
 SECONDS=0
 systemd-run --quiet --wait --pipe --slice=ublkvm-small.slice --unit=ublkvm-writer -p OOMPolicy=continue \
   -p OOMScoreAdjust=-900 \
-  fio --name=pressure --directory=/mnt/reclaim --rw=write --bs=64k --size=320M --ioengine=psync \
+  fio --name=pressure --directory=/mnt/reclaim --rw=write --bs=64k --size=192M --ioengine=psync \
   --end_fsync=1 --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=json >/var/tmp/pressure.json ||
   fail "fio under memory pressure failed: $(tail -n 20 /var/tmp/pressure.json)"
 jq -e 'all(.jobs[]; .error == 0)' /var/tmp/pressure.json >/dev/null || fail "fio reported errors"
-echo "  320 MiB written and verified under pressure in ${SECONDS} s;" \
+echo "  192 MiB written and verified under pressure in ${SECONDS} s;" \
   "OOM kills of the hog: $(journalctl -k --no-pager -o cat | grep -c 'Memory cgroup out of memory' || true)"
 [ "$(daemon_of reclaim)" = "$pid" ] || fail "the queue daemon changed under memory pressure"
 state_is reclaim live || fail "the device is $(ublk_state reclaim)"

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Description: the installed units are sandboxed: `systemd-analyze security` rates ublkd.service
+# and ublk@.service at most 1.5, and ublkd under that sandbox still serves a loop device on a file
+# and on a block device (with a scheduler, the by-name link and a recovery).
+source "$(dirname "$0")/../lib.sh"
+
+# exposure UNIT: the overall exposure level systemd-analyze gives it.
+exposure() { systemd-analyze security --no-pager "$1" | awk '/Overall exposure level/ {print $(NF-2)}'; }
+for unit in ublkd.service ublk@hardening.service; do
+  level=$(exposure "$unit")
+  echo "  $unit: exposure $level"
+  awk -v l="$level" 'BEGIN { exit !(l != "" && l <= 1.5) }' ||
+    fail "$unit has exposure '$level': $(systemd-analyze security --no-pager "$unit" | grep '✗')"
+done
+
+step "a loop device on a file, with mq-deadline, through ublk@ (the by-name link appears)"
+mkdir -p /var/lib/ublk /etc/ublk.d
+truncate -s 64M /var/lib/ublk/hardening.img
+echo '{"target":"loop","path":"/var/lib/ublk/hardening.img","scheduler":"mq-deadline"}' >/etc/ublk.d/hardening.json
+defer rm -f /var/lib/ublk/hardening.img /etc/ublk.d/hardening.json
+systemctl start ublk@hardening
+defer systemctl stop ublk@hardening
+wait_for_link hardening
+grep -q '\[mq-deadline\]' "/sys/block/$(basename "$(readlink -f /dev/ublk/by-name/hardening)")/queue/scheduler" ||
+  fail "the scheduler was not set"
+fio_verify /dev/ublk/by-name/hardening --size=16M
+kill_queue_daemon hardening
+wait_until 30 prop_is hardening RestartCount 1 || fail "not recovered under the sandbox"
+wait_until 10 state_is hardening live || fail "not live after recovery"
+fio_verify /dev/ublk/by-name/hardening --size=16M
+
+step "a loop device on a block device"
+null_blk_device ublkvm-hardening 64 512 0
+ublk_call CreateDevice string:onblock "string:{\"target\":\"loop\",\"path\":\"$NULLB_DEV\"}" >/dev/null ||
+  fail "cannot serve $NULLB_DEV under the sandbox: $(journal -u ublkd | tail -n 5)"
+defer "ublkctl delete onblock --missing-ok"
+fio_verify "$(ublk_prop onblock BlockDevice)" --size=16M
+ublkctl delete onblock
+pass
