@@ -211,6 +211,31 @@ journal() { journalctl --no-pager -o cat --since="${UBLKVM_JOURNAL_SINCE:?not ru
 # or one recovering it); non-zero if there was none.
 kill_queue_daemon() { pkill -KILL -f "ublkd serve --spec /run/ublkd/devices/$1.spec.json"; }
 
+# kill_until_failed NAME: SIGKILLs each queue daemon of device NAME as soon as it exists, until
+# the device is failed (60 s at most). Sets KILLS to the number of daemons killed.
+kill_until_failed() {
+  local start=$SECONDS pid
+  KILLS=0
+  until state_is "$1" failed || [ $((SECONDS - start)) -ge 60 ]; do
+    if pid=$(pgrep -f "ublkd serve --spec /run/ublkd/devices/$1.spec.json"); then
+      kill -KILL $pid && KILLS=$((KILLS + 1))
+    fi
+  done
+}
+
+# unit_loop_device NAME SIZE [SPEC_EXTRA]: a loop device through ublk@NAME on a new SIZE file in
+# /var/lib/ublk (SPEC_EXTRA: more spec members, e.g. ',"scheduler":"none"'), up to its by-name
+# link; the unit, spec and file go at exit.
+unit_loop_device() {
+  mkdir -p /var/lib/ublk /etc/ublk.d
+  truncate -s "$2" "/var/lib/ublk/$1.img"
+  echo "{\"target\":\"loop\",\"path\":\"/var/lib/ublk/$1.img\"${3:-}}" >"/etc/ublk.d/$1.json"
+  defer rm -f "/var/lib/ublk/$1.img" "/etc/ublk.d/$1.json"
+  systemctl start "ublk@$1"
+  defer systemctl stop "ublk@$1"
+  wait_for_link "$1"
+}
+
 # start_killer NAME: SIGKILLs device NAME's serving queue daemon every 2 s (only while the device
 # is live: a kill during recovery is the crash-loop case) until stop_killer, which sets KILLS to
 # the number of kills that hit.

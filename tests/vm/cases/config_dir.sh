@@ -80,10 +80,7 @@ echo '{"target":"loop","path":"/var/lib/ublk/x.img"}' >/var/tmp/x.json
 ublkctl create x --spec /var/tmp/x.json
 defer "ublkctl delete x --missing-ok; ublkctl delete y --missing-ok"
 # Every queue daemon of x is killed as soon as it starts: after the backoff, x ends failed.
-start=$SECONDS
-until state_is x failed || [ $((SECONDS - start)) -ge 60 ]; do
-  kill_queue_daemon x || true
-done
+kill_until_failed x
 [ "$(ublk_state x)" = failed ] || fail "x is not failed: $(ublkctl status x)"
 ublkctl create y --spec /var/tmp/null.json || fail "cannot create a device after a failed one"
 ublkctl list

@@ -60,12 +60,8 @@ expect_no_devices
 step "daemons that die as soon as they start: recovery backs off (0.25 s doubling to 4 s), then ends failed"
 dev=$(ublkctl create q --spec /var/lib/ublk/null.json)
 start=$SECONDS
-kills=0
-until state_is q failed || [ $((SECONDS - start)) -ge 60 ]; do
-  if pid=$(pgrep -f 'ublkd serve --spec /run/ublkd/devices/q.spec.json'); then
-    kill -KILL $pid && kills=$((kills + 1))
-  fi
-done
+kill_until_failed q
+kills=$KILLS
 state_is q failed || fail "q is $(ublk_state q) after $kills kills in 60 s"
 elapsed=$((SECONDS - start))
 echo "  failed after $kills queue daemons in $elapsed s"

@@ -5,13 +5,7 @@
 # along, and ublk@disk0 stays active throughout.
 source "$(dirname "$0")/../lib.sh"
 
-mkdir -p /var/lib/ublk /etc/ublk.d
-truncate -s 128M /var/lib/ublk/disk0.img
-echo '{"target":"loop","path":"/var/lib/ublk/disk0.img"}' >/etc/ublk.d/disk0.json
-defer rm -f /var/lib/ublk/disk0.img /etc/ublk.d/disk0.json
-systemctl start ublk@disk0
-defer systemctl stop ublk@disk0
-wait_for_link disk0
+unit_loop_device disk0 128M
 start_verifier /dev/ublk/by-name/disk0
 
 serving_pid() { pgrep -f 'ublkd serve --spec /run/ublkd/devices/disk0.spec.json'; }

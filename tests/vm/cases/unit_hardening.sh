@@ -14,13 +14,7 @@ for unit in ublkd.service ublk@hardening.service; do
 done
 
 step "a loop device on a file, with mq-deadline, through ublk@ (the by-name link appears)"
-mkdir -p /var/lib/ublk /etc/ublk.d
-truncate -s 64M /var/lib/ublk/hardening.img
-echo '{"target":"loop","path":"/var/lib/ublk/hardening.img","scheduler":"mq-deadline"}' >/etc/ublk.d/hardening.json
-defer rm -f /var/lib/ublk/hardening.img /etc/ublk.d/hardening.json
-systemctl start ublk@hardening
-defer systemctl stop ublk@hardening
-wait_for_link hardening
+unit_loop_device hardening 64M ',"scheduler":"mq-deadline"'
 grep -q '\[mq-deadline\]' "/sys/block/$(basename "$(readlink -f /dev/ublk/by-name/hardening)")/queue/scheduler" ||
   fail "the scheduler was not set"
 fio_verify /dev/ublk/by-name/hardening --size=16M
