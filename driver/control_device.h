@@ -1,16 +1,26 @@
 // ControlDevice: owns /dev/ublk-control and the SQE128 io_uring that carries control commands.
-// Each public method is one UBLK_U_CMD_*; they share execute(), which gives every command a
-// deadline, retries EINTR (and EBUSY where the caller says it is transient) within a bound, and
-// throws std::system_error naming the command, the device id and the errno text.
+// Every command's payload (the DevInfo, Params or cpu set the kernel reads or writes) is owned
+// here until the kernel completes it, so a caller that stopped waiting leaves nothing dangling.
+// Two ways in: the blocking methods (one per UBLK_U_CMD_*, for a queue daemon's own thread) give
+// every command a deadline, retry EINTR (and EBUSY where transient) within a bound, and throw
+// std::system_error naming the command, the device id and the errno text; submit() and
+// reapCompletions() are for an event loop that polls completionFd() and never waits.
 #pragma once
 
 #include <sched.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "abi.h"
 #include "ring.h"
@@ -18,16 +28,57 @@
 
 namespace ublk {
 
+// One control command: the opcode, its header (addr and len are filled in from the payload at
+// submission) and the bytes the kernel reads, writes, or both.
+struct ControlCommand {
+  std::string_view name;  // "GET_DEV_INFO": static text, for messages
+  uint32_t op = 0;
+  abi::CtrlCmd header;
+  std::vector<std::byte> payload;
+
+  static ControlCommand getDeviceInfo(uint32_t devId);
+  static ControlCommand getParams(uint32_t devId);
+  static ControlCommand stopDevice(uint32_t devId);
+  static ControlCommand deleteDevice(uint32_t devId);
+  static ControlCommand deleteDeviceAsync(uint32_t devId);
+};
+
+// The payload read back as T (zero-filled where the kernel wrote less).
+template <typename T>
+T payloadAs(std::span<const std::byte> payload) {
+  T value{};
+  std::memcpy(&value, payload.data(), std::min(payload.size(), sizeof(T)));
+  return value;
+}
+
 class ControlDevice {
  public:
   struct Options {
     std::string path = "/dev/ublk-control";
-    std::chrono::milliseconds deadline{30'000};  // per command, retries included
+    std::chrono::milliseconds deadline{30'000};  // per blocking command, retries included
     unsigned maxRetries = 50;
   };
+  // The kernel's result (>= 0, or -errno) and the payload as the kernel left it.
+  using Done = std::function<void(int result, std::span<const std::byte> payload)>;
 
   explicit ControlDevice(Options options);
   ControlDevice() : ControlDevice(Options{}) {}
+  ControlDevice(const ControlDevice&) = delete;
+  ControlDevice& operator=(const ControlDevice&) = delete;
+  ~ControlDevice();
+
+  // Asynchronous use. submit() returns at once with the command's tag (the kernel runs control
+  // commands in its io-wq, so nothing here sleeps); `done` runs from reapCompletions() once the
+  // kernel answers. abandon() drops `done` and asks the kernel to cancel; the payload stays owned
+  // until the kernel hands the command back, however late.
+  uint64_t submit(ControlCommand command, Done done);
+  int completionFd() { return ring_.get()->ring_fd; }  // readable while completions wait
+  void reapCompletions();
+  void abandon(uint64_t tag);
+  size_t inFlight() const { return pending_.size(); }
+
+  // The deadline of each blocking command from now on.
+  void setDeadline(std::chrono::milliseconds deadline) { options_.deadline = deadline; }
 
   // GET_FEATURES: the UBLK_F_* mask this kernel supports (6.5+; older kernels throw).
   uint64_t getFeatures();
@@ -61,15 +112,25 @@ class ControlDevice {
   enum class BusyIs { Final, Transient };
   static constexpr uint32_t kNoDevice = UINT32_MAX;
 
-  // Runs one command to completion and returns its non-negative result.
-  int execute(std::string_view name, uint32_t op, abi::CtrlCmd cmd, BusyIs busy = BusyIs::Final);
-  // One submission; returns cqe->res, or -ETIMEDOUT once the deadline passed (after cancelling).
-  int submitOnce(uint32_t op, const abi::CtrlCmd& cmd, std::chrono::steady_clock::time_point deadline);
+  struct Pending {
+    std::vector<std::byte> payload;  // what header.addr points at
+    Done done;                       // empty once abandoned
+  };
+
+  // Runs one command to completion (retries included) and returns its non-negative result;
+  // `payload` (if any) is copied in before and out after.
+  int execute(std::string_view name, uint32_t op, abi::CtrlCmd cmd, BusyIs busy = BusyIs::Final,
+              std::span<std::byte> payload = {});
+  // One submission, waited for; returns the result, or -ETIMEDOUT once the deadline passed (the
+  // command is then abandoned, its payload kept until the kernel is done with it).
+  int runOnce(ControlCommand command, std::span<std::byte> payload, std::chrono::steady_clock::time_point deadline);
+  io_uring_sqe* freeSqe();
 
   Options options_;
   UniqueFd fd_;
   Ring ring_;
-  uint64_t nextUserData_ = 1;
+  uint64_t nextTag_ = 1;
+  std::map<uint64_t, Pending> pending_;
 };
 
 }  // namespace ublk

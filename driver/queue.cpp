@@ -130,6 +130,11 @@ void Queue::finish(uint16_t tag, int result) {
 }
 
 void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
+  if (stopping_ && (res == abi::io::kResOk || res == abi::io::kResNeedGetData)) {
+    // Told to stop: a new request is left uncommitted, for the kernel to requeue to a successor
+    // (or fail) once /dev/ublkcN closes, so the queue drains even under load.
+    return;
+  }
   if (res == abi::io::kResOk) {
     const abi::IoDesc desc = descriptors_.as<const abi::IoDesc>()[tag];  // the slot is reused after commit
     if (config_.dataPath == DataPath::HandlerMapped) data_[tag] = handler.dataAddress(desc);

@@ -76,7 +76,9 @@ class Queue final : public SqeSource {
   // Queues and submits a FETCH for every tag. START_DEV (or END_USER_RECOVERY) may follow.
   void fetchAll();
   // Serves until every tag is aborted (STOP_DEV, or the device going away), or stopFd fires, and
-  // no handler I/O is left in flight. Throws on a ublk command the kernel rejects.
+  // no handler I/O is left in flight. Once stopFd fires no new request starts: what arrives is
+  // left uncommitted, for the kernel to requeue (recovery) or fail when /dev/ublkcN closes. Throws on a ublk command
+  // the kernel rejects.
   void run(RequestHandler& handler);
 
   io_uring_sqe* targetSqe(uint16_t tag, uint8_t op) override;
