@@ -12,7 +12,7 @@ struct Entry {
 };
 
 // Exit codes ublkctl documents in its --help; scripts depend on them, so never renumber.
-constexpr std::array<Entry, 7> kTable{{
+constexpr std::array<Entry, 8> kTable{{
     {ErrorKind::Failed, 1},
     {ErrorKind::InvalidSpec, 3},
     {ErrorKind::NotFound, 4},
@@ -20,6 +20,7 @@ constexpr std::array<Entry, 7> kTable{{
     {ErrorKind::Busy, 6},
     {ErrorKind::KernelUnsupported, 7},
     {ErrorKind::PermissionDenied, 8},
+    {ErrorKind::Timeout, 10},
 }};
 
 }  // namespace

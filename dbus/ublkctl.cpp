@@ -50,7 +50,8 @@ constexpr std::string_view kUsage =
     "  VERB --help                            help on one verb\n"
     "ADDRESS is a D-Bus address; the default is the system bus.\n"
     "exit codes: 0 success, 1 failed, 2 usage, 3 invalid spec, 4 not found, 5 exists, 6 busy,\n"
-    "            7 kernel unsupported, 8 permission denied, 9 ublkd unreachable\n";
+    "            7 kernel unsupported, 8 permission denied, 9 ublkd unreachable, 10 timed out\n"
+    "            (the kernel or a backing store did not answer in time)\n";
 
 const std::map<std::string_view, std::string_view> kVerbHelp = {
     {"list",

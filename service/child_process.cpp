@@ -39,7 +39,7 @@ ublk::UniqueFd duplicateHigh(int fd, const char* what) {
 
 }  // namespace
 
-ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, int passFd) {
+ChildProcess ChildProcess::spawn(const std::string& executable, const std::vector<std::string>& argv, int passFd) {
   int pipeFds[2];
   if (::pipe2(pipeFds, O_CLOEXEC) != 0) ublk::throwErrno(errno, "pipe2 (status pipe)");
   ublk::UniqueFd readEnd(pipeFds[0]);
@@ -63,7 +63,7 @@ ChildProcess ChildProcess::spawn(const std::vector<std::string>& argv, int passF
     ::setsid();  // a terminal's Ctrl-C or hangup must not reach the data plane
     if (::dup2(devNull.get(), STDOUT_FILENO) < 0 || ::dup2(writeEnd.get(), kStatusFdInChild) < 0) ::_exit(127);
     if (passed && ::dup2(passed.get(), kPassedFd) < 0) ::_exit(127);
-    ::execv(args[0], args.data());
+    ::execv(executable.c_str(), args.data());
     ::_exit(127);
   }
   ublk::UniqueFd pidfd(static_cast<int>(::pidfd_open(pid, 0)));

@@ -22,11 +22,11 @@ class ChildProcess {
     std::string describe() const;  // "exited with status 1", "killed by SIGKILL", ...
   };
 
-  // Starts argv in its own session with an empty signal mask, stdout on /dev/null, stderr
-  // inherited, fd 3 the write end of the status pipe and, if passFd is one, fd 4 a duplicate of
-  // passFd (`serve --backing-fd 4`). Throws std::system_error.
+  // Starts `executable` with argv (argv[0] as given) in its own session with an empty signal mask, stdout on /dev/null,
+  // stderr inherited, fd 3 the write end of the status pipe and, if passFd is one, fd 4 a duplicate of passFd (`serve
+  // --backing-fd 4`). Throws std::system_error.
   static constexpr int kPassedFd = 4;
-  static ChildProcess spawn(const std::vector<std::string>& argv, int passFd = -1);
+  static ChildProcess spawn(const std::string& executable, const std::vector<std::string>& argv, int passFd = -1);
   // Watches a process this one did not start (a queue daemon of an earlier ublkd); nullopt if gone.
   static std::optional<ChildProcess> adopt(pid_t pid);
 

@@ -61,7 +61,9 @@ int serve(const DaemonOptions& options) {
   ::signal(SIGPIPE, SIG_IGN);
 
   const DaemonConfig config = loadDaemonConfig(options.config);
-  ublk::ControlDevice control;
+  // Blocking use only before the bus is served (features, adoption), with a short deadline; the
+  // Manager runs everything after that asynchronously.
+  ublk::ControlDevice control({.path = "/dev/ublk-control", .deadline = std::chrono::seconds(5), .maxRetries = 50});
   uint64_t features = 0;
   try {
     features = control.getFeatures();

@@ -153,7 +153,10 @@ int runServe(const std::vector<std::string_view>& args) {
     }
     return ublkd::Server(std::move(spec),
                          {.onAdded = [&](uint32_t id) { status.send(ublkd::ServeStatus::added(id)); },
-                          .onReady = [&](uint32_t id) { status.finish(ublkd::ServeStatus::ready(id)); }},
+                          .onReady =
+                              [&](uint32_t id, const ublkd::ServedGeometry& granted) {
+                                status.finish(ublkd::ServeStatus::ready(id, granted));
+                              }},
                          {.recoverId = recoverId, .backing = std::move(backing), .cookie = cookie})
         .run();
   } catch (const std::exception& e) {

@@ -50,8 +50,9 @@ struct Manager::Managed {
   EventLoop::TimerId retry = 0;  // a recovery waiting out its backoff
   CrashPolicy crash;             // what an unplanned death leads to
   bool handingOver = false;      // SIGUSR2 sent: the next exit is planned
+  bool probing = false;          // DeleteDevice's in-use check is running
   CreateDone onCreated;
-  std::vector<DeleteDone> onDeleted;
+  std::map<uint64_t, DeleteDone> onDeleted;  // each DeleteDevice caller, answered once
   std::vector<RestartDone> onRestarted;
 
   explicit Managed(const CrashPolicy::Options& crashOptions) : crash(crashOptions) {}
@@ -62,6 +63,42 @@ struct Manager::Managed {
 };
 
 namespace {
+
+// Deadlines of ublkd's own control commands: STOP_DEV waits for requests in flight, which a
+// daemon that is gone no longer holds; DEL_DEV (kernels before 6.9) waits for the last opener.
+constexpr std::chrono::milliseconds kStopDeadline{10'000};
+constexpr std::chrono::milliseconds kDeleteDeadline{10'000};
+// How long an open of a backing store, or the exclusive-open probe of a block device, may take.
+constexpr std::chrono::milliseconds kFilesystemDeadline{10'000};
+// How often an overdue daemon asleep in the kernel is looked at again.
+constexpr std::chrono::seconds kStuckRecheck{5};
+
+// The threads of `pid` asleep in the kernel uninterruptibly, and where: "thread ublkd-q0 in D
+// state at io_uring_cancel_generic". Empty when none is (or /proc says nothing).
+std::string describeStuckThreads(pid_t pid) {
+  std::string text;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
+    std::string stat;
+    try {
+      stat = readTextFile(task.path() / "stat");
+    } catch (const std::exception&) {
+      continue;
+    }
+    const size_t open = stat.find('(');
+    const size_t close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close + 2 >= stat.size()) continue;
+    if (stat[close + 2] != 'D') continue;
+    std::string wchan = "?";
+    try {
+      wchan = readTextFile(task.path() / "wchan");
+    } catch (const std::exception&) {
+    }
+    if (!text.empty()) text += ", ";
+    text += fmt::format("thread {} in D state at {}", stat.substr(open + 1, close - open - 1), wchan);
+  }
+  return text;
+}
 
 std::string_view targetName(TargetKind kind) { return kind == TargetKind::Null ? "null" : "loop"; }
 
@@ -137,7 +174,7 @@ void validateDeviceName(std::string_view name) {
 }
 
 Manager::Manager(EventLoop& loop, ublk::ControlDevice& control, Options options)
-    : loop_(loop), control_(control), options_(std::move(options)) {
+    : loop_(loop), control_(control), options_(std::move(options)), commands_(loop, asyncControl_), offload_(loop) {
   fs::create_directories(options_.runDir / "devices");
   fs::create_directories(options_.runDir / "udev");
 }
@@ -152,16 +189,19 @@ fs::path Manager::recordPath(const std::string& name) const {
 }
 fs::path Manager::udevPath(uint32_t id) const { return options_.runDir / "udev" / fmt::format("ublkb{}", id); }
 
+Manager::Managed* Manager::lookup(const std::string& name, const Managed* expected) {
+  auto it = devices_.find(name);
+  return it != devices_.end() && it->second.get() == expected ? it->second.get() : nullptr;
+}
+
 void Manager::create(const std::string& name, const std::string& specJson, CreateDone done) {
   validateDeviceName(name);
   if (devices_.contains(name)) {
     throw ServiceError(ErrorKind::Exists, fmt::format("a device named '{}' already exists", name));
   }
   DeviceSpec spec;
-  std::optional<BackingStore> backing;
   try {
     spec = parseDeviceSpec(specJson);
-    if (spec.target == TargetKind::Loop) backing = BackingStore::open(spec.path, spec.readOnly);
   } catch (const SpecError& e) {
     throw ServiceError(ErrorKind::InvalidSpec, fmt::format("spec of '{}': {}", name, e.what()));
   }
@@ -181,18 +221,71 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
   device->view.sizeBytes = spec.size.value_or(0);
   device->recovery = spec.recovery;
   device->onCreated = std::move(done);
-  if (backing) {
-    device->view.backing = backing->resolvedPath();
-    device->backingIdentity = backing->identity();
-    device->backing = std::move(backing);
+  // The name is taken from here on, while the backing store is opened.
+  Managed& ref = *devices_.emplace(name, std::move(device)).first->second;
+  if (spec.target != TargetKind::Loop) {
+    try {
+      startCreated(ref);
+    } catch (...) {
+      devices_.erase(name);
+      throw;
+    }
+    return;
   }
+  // A path on a hung filesystem blocks open(); that must not block the loop.
+  const Managed* which = &ref;
+  offload_.run(
+      [this, name, which, path = spec.path, readOnly = spec.readOnly]() -> Offload::Callback {
+        try {
+          auto store = std::make_shared<BackingStore>(BackingStore::open(path, readOnly));
+          return [this, name, which, store] {
+            Managed* device = lookup(name, which);
+            if (device == nullptr) return;
+            device->view.backing = store->resolvedPath();
+            device->backingIdentity = store->identity();
+            device->backing = std::move(*store);
+            try {
+              startCreated(*device);
+            } catch (const ServiceError& e) {
+              createFailed(name, which, e);
+            }
+          };
+        } catch (const SpecError& e) {
+          const ServiceError error(ErrorKind::InvalidSpec, fmt::format("spec of '{}': {}", name, e.what()));
+          return [this, name, which, error] { createFailed(name, which, error); };
+        } catch (const std::exception& e) {
+          const ServiceError error(ErrorKind::Failed, fmt::format("spec of '{}': /path: {}", name, e.what()));
+          return [this, name, which, error] { createFailed(name, which, error); };
+        }
+      },
+      kFilesystemDeadline,
+      [this, name, which, path = spec.path] {
+        createFailed(name, which,
+                     ServiceError(ErrorKind::Timeout,
+                                  fmt::format("spec of '{}': /path: opening {} did not finish within {} s: its "
+                                              "filesystem or device is not answering; nothing was created",
+                                              name, path, kFilesystemDeadline.count() / 1000)));
+      });
+}
 
+void Manager::createFailed(const std::string& name, const Managed* which, const ServiceError& error) {
+  Managed* device = lookup(name, which);
+  if (device == nullptr) return;
+  CreateDone done = std::move(device->onCreated);
+  devices_.erase(name);
+  log::error(fmt::format("device {}: cannot create it: {}", name, error.what()), {{"DEVICE", name}});
+  if (done) done(nullptr, &error);
+}
+
+// Records the spec and the device (with its cookie), then starts its queue daemon. Throws
+// ServiceError, with nothing left behind but the reserved entry (the caller drops it).
+void Manager::startCreated(Managed& ref) {
+  const std::string name = ref.view.name;
   try {
-    writeFileAtomically(specPath(name), specJson);
+    writeFileAtomically(specPath(name), ref.view.specJson);
   } catch (const std::exception& e) {
     throw ServiceError(ErrorKind::Failed, fmt::format("cannot record the spec of '{}': {}", name, e.what()));
   }
-  Managed& ref = *devices_.emplace(name, std::move(device)).first->second;
   // The record with the cookie comes first: should ublkd die after ADD_DEV, the next one knows
   // the kernel device is ours, and removes it.
   try {
@@ -200,25 +293,36 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
     writeFileAtomically(recordPath(name), recordOf(ref).dump() + "\n");
   } catch (const std::exception& e) {
     fs::remove(specPath(name));
-    devices_.erase(name);
     throw ServiceError(ErrorKind::Failed, fmt::format("cannot record the device '{}': {}", name, e.what()));
   }
   try {
     spawnServe(ref, std::nullopt);
   } catch (const std::exception& e) {
     removeFiles(ref.view);
-    devices_.erase(name);
     throw ServiceError(ErrorKind::Failed, fmt::format("cannot start the queue daemon of '{}': {}", name, e.what()));
   }
   log::info(fmt::format("device {}: starting {} queue daemon (pid {})", name, ref.view.target, ref.child->pid()),
             {{"DEVICE", name}, {"TARGET", ref.view.target}});
+  // The caller hears back even if the daemon, killed at startTimeout, cannot die.
+  const Managed* which = &ref;
+  loop_.after(options_.startTimeout + options_.killGrace, [this, name, which] {
+    Managed* device = lookup(name, which);
+    if (device == nullptr || device->view.state != DeviceState::Starting || !device->onCreated) return;
+    const ServiceError error(ErrorKind::Timeout,
+                             fmt::format("device '{}' did not come up: {}", name, stuckText(*device)));
+    std::exchange(device->onCreated, nullptr)(nullptr, &error);
+  });
 }
 
 // Starts `ublkd serve` for the device (to create it, or to recover device recoverId), watches it,
 // and kills it if it is not ready in time.
 void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
   const std::string name = device.view.name;
-  std::vector<std::string> argv{options_.serveBinary, "serve", "--spec", specPath(name).string()};
+  // argv[0] starting with '@' keeps systemd-shutdown's final kill off the daemon (systemd's "root
+  // storage daemon" convention): a filesystem still mounted on the device is unmounted, and its
+  // data written, while the daemon still serves it.
+  std::vector<std::string> argv{"@" + fs::path(options_.serveBinary).filename().string(), "serve", "--spec",
+                                specPath(name).string()};
   if (recoverId) {
     argv.push_back("--recover");
     argv.push_back(std::to_string(*recoverId));
@@ -236,7 +340,7 @@ void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
     argv.push_back("--backing-fd");
     argv.push_back(std::to_string(ChildProcess::kPassedFd));
   }
-  device.child = ChildProcess::spawn(argv, device.backing ? device.backing->fd() : -1);
+  device.child = ChildProcess::spawn(options_.serveBinary, argv, device.backing ? device.backing->fd() : -1);
   device.statusLine.clear();
   device.status.reset();
   device.timedOut = false;
@@ -279,22 +383,19 @@ void Manager::onStatusReadable(const std::string& name) {
   }
 }
 
-void Manager::fillFromKernel(Managed& device) {
-  DeviceView& view = device.view;
-  const ublk::abi::DevInfo info = control_.getDeviceInfo(view.id);
-  device.kernelFlags = info.flags;
-  view.queues = info.nr_hw_queues;
-  view.depth = info.queue_depth;
-  view.sizeBytes = control_.getParams(view.id).basic.dev_sectors << 9;
-}
-
 void Manager::becameLive(Managed& device, uint32_t id) {
   DeviceView& view = device.view;
   view.id = id;
-  try {
-    fillFromKernel(device);
-  } catch (const std::exception& e) {
-    log::warning(fmt::format("device {}: cannot read its geometry back: {}", view.name, e.what()),
+  if (device.status && device.status->geometry) {
+    const ServedGeometry& granted = *device.status->geometry;
+    device.kernelFlags = granted.flags;
+    view.queues = granted.queues;
+    view.depth = granted.depth;
+    view.sizeBytes = granted.bytes;
+  } else {
+    log::warning(fmt::format("device {}: its queue daemon did not say what the kernel granted; showing the spec's "
+                             "geometry",
+                             view.name),
                  {{"DEVICE", view.name}});
   }
   view.state = DeviceState::Live;
@@ -344,6 +445,7 @@ nlohmann::json Manager::recordOf(const Managed& device) const {
                         {"pid", device.child ? device.child->pid() : 0},
                         {"spec", device.view.specJson},
                         {"restarts", device.view.restartCount},
+                        {"size_bytes", device.view.sizeBytes},
                         {"last_exit_reason", device.view.lastExitReason}};
   if (device.backingIdentity) {
     record["backing"] = {{"path", device.view.backing},
@@ -378,28 +480,31 @@ std::optional<ublk::abi::DevInfo> Manager::kernelDeviceInfo(uint32_t id) {
   }
 }
 
-// The kernel's device at `id` if it is the one with `cookie` (0: a record from before cookies);
-// another server's device at a reused id is nullopt, said once in the journal.
-std::optional<ublk::abi::DevInfo> Manager::ourKernelDevice(uint32_t id, uint64_t cookie, const std::string& name) {
-  auto info = kernelDeviceInfo(id);
-  if (info && cookie != 0 && info->ublksrv_flags != cookie) {
-    log::warning(fmt::format("device {}: /dev/ublkb{} is not ours any more (cookie {}, ours {}): another server's "
-                             "device at a reused id; leaving it alone",
-                             name, id, cookieText(info->ublksrv_flags), cookieText(cookie)),
-                 {{"DEVICE", name}});
-    return std::nullopt;
-  }
-  return info;
+namespace {
+
+// Another server's device at a reused id, said once in the journal.
+bool foreignDevice(const ublk::abi::DevInfo& info, uint64_t cookie, const std::string& name) {
+  if (cookie == 0 || info.ublksrv_flags == cookie) return false;
+  log::warning(fmt::format("device {}: /dev/ublkb{} is not ours any more (cookie {}, ours {}): another server's "
+                           "device at a reused id; leaving it alone",
+                           name, info.dev_id, cookieText(info.ublksrv_flags), cookieText(cookie)),
+               {{"DEVICE", name}});
+  return true;
 }
 
-// Whether the kernel still has our device with a disk (not stopped, not deleted).
-bool Manager::kernelDeviceInUse(uint32_t id, uint64_t cookie, const std::string& name) {
-  try {
-    const auto info = ourKernelDevice(id, cookie, name);
-    return info && static_cast<ublk::abi::DevState>(info->state) != ublk::abi::DevState::Dead;
-  } catch (const std::exception&) {
-    return true;  // unknown: the caller's cleanup is the safe side
-  }
+}  // namespace
+
+void Manager::checkKernelDevice(uint32_t id, uint64_t cookie, const std::string& name, std::function<void(bool)> done) {
+  commands_.deviceInfo(
+      id, [name, cookie, done = std::move(done)](std::optional<ublk::abi::DevInfo> info, const std::string& error) {
+        if (!error.empty()) {
+          log::warning(fmt::format("device {}: cannot tell whether its kernel device is still there: {}", name, error),
+                       {{"DEVICE", name}});
+          return done(true);  // unknown: the caller's cleanup is the safe side
+        }
+        done(info && !foreignDevice(*info, cookie, name) &&
+             static_cast<ublk::abi::DevState>(info->state) != ublk::abi::DevState::Dead);
+      });
 }
 
 // SIGKILLs the device's current queue daemon if it is still there after `timeout`, marking it
@@ -407,27 +512,85 @@ bool Manager::kernelDeviceInUse(uint32_t id, uint64_t cookie, const std::string&
 EventLoop::TimerId Manager::killAfter(Managed& device, std::chrono::seconds timeout, std::string_view what) {
   const std::string name = device.view.name;
   const pid_t pid = device.child->pid();
-  return loop_.after(timeout, [this, name, pid, timeout, what = std::string(what)] {
-    auto it = devices_.find(name);
-    if (it == devices_.end() || !it->second->child || it->second->child->pid() != pid) return;
-    log::error(fmt::format("device {}: queue daemon (pid {}) failed {} within {} s; killing it", name, pid, what,
-                           timeout.count()),
-               {{"DEVICE", name}});
-    it->second->timedOut = true;
-    it->second->child->signal(SIGKILL);
-  });
+  return loop_.after(timeout,
+                     [this, name, pid, timeout, what = std::string(what)] { killOverdue(name, pid, timeout, what); });
+}
+
+// A daemon asleep in the kernel (a STOP_DEV or START_DEV waiting for requests on a backing store
+// that does not answer) is not killed: the kill could not take it, and once it did, the requests
+// it holds would be stranded. It is looked at again until it is out, then killed.
+void Manager::killOverdue(const std::string& name, pid_t pid, std::chrono::seconds timeout, const std::string& what) {
+  auto it = devices_.find(name);
+  if (it == devices_.end() || !it->second->child || it->second->child->pid() != pid) return;
+  Managed& device = *it->second;
+  const bool first = !std::exchange(device.timedOut, true);  // a late "ready" does not count
+  if (const std::string stuck = describeStuckThreads(pid); !stuck.empty()) {
+    if (first) {
+      log::error(fmt::format("device {}: queue daemon (pid {}) failed {} within {} s and waits in the kernel ({}); "
+                             "not killing it while it does",
+                             name, pid, what, timeout.count(), stuck),
+                 {{"DEVICE", name}});
+    }
+    device.deadline =
+        loop_.after(kStuckRecheck, [this, name, pid, timeout, what] { killOverdue(name, pid, timeout, what); });
+    return;
+  }
+  log::error(fmt::format("device {}: queue daemon (pid {}) failed {} within {} s; killing it", name, pid, what,
+                         timeout.count()),
+             {{"DEVICE", name}});
+  device.child->signal(SIGKILL);
 }
 
 // STOP_DEV fails whatever I/O is queued (so no application hangs on a dead daemon), then the
 // device is deleted; DEL_DEV_ASYNC (6.9+) does not wait for the last opener to close it.
-void Manager::removeKernelDevice(uint32_t id, const std::string& name, uint64_t cookie) {
-  try {
-    if (!ourKernelDevice(id, cookie, name)) return;
-    control_.stopDevice(id);
-    control_.deleteDeviceWithoutWaiting(id);
-  } catch (const std::exception& e) {
-    log::error(fmt::format("device {}: cannot remove /dev/ublkb{}: {}", name, id, e.what()), {{"DEVICE", name}});
-  }
+void Manager::removeKernelDevice(uint32_t id, const std::string& name, uint64_t cookie, Then then) {
+  commands_.deviceInfo(id, [this, id, name, cookie, then = std::move(then)](std::optional<ublk::abi::DevInfo> info,
+                                                                            const std::string& error) {
+    if (!error.empty()) {
+      log::error(fmt::format("device {}: cannot remove /dev/ublkb{}: {}", name, id, error), {{"DEVICE", name}});
+    }
+    if (!info || foreignDevice(*info, cookie, name)) {
+      if (then) then();
+      return;
+    }
+    if (static_cast<ublk::abi::DevState>(info->state) == ublk::abi::DevState::Dead) {
+      deleteKernelDevice(id, name, then);  // stopped already
+      return;
+    }
+    commands_.run(ublk::ControlCommand::stopDevice(id), kStopDeadline,
+                  [this, id, name, then](int result, std::span<const std::byte>) {
+                    if (result < 0 && result != -ENODEV) {
+                      log::error(fmt::format("device {}: cannot remove /dev/ublkb{}: {}", name, id,
+                                             commandError(ublk::ControlCommand::stopDevice(id), result, kStopDeadline)),
+                                 {{"DEVICE", name}});
+                      if (then) then();
+                      return;
+                    }
+                    deleteKernelDevice(id, name, then);
+                  });
+  });
+}
+
+void Manager::deleteKernelDevice(uint32_t id, const std::string& name, Then then) {
+  auto report = [id, name, then](const ublk::ControlCommand& command, int result) {
+    if (result < 0 && result != -ENODEV) {
+      log::error(fmt::format("device {}: cannot delete /dev/ublkb{}: {}", name, id,
+                             commandError(command, result, kDeleteDeadline)),
+                 {{"DEVICE", name}});
+    }
+    if (then) then();
+  };
+  commands_.run(ublk::ControlCommand::deleteDeviceAsync(id), kDeleteDeadline,
+                [this, id, report](int result, std::span<const std::byte>) {
+                  if (result != -EOPNOTSUPP && result != -EINVAL) {
+                    return report(ublk::ControlCommand::deleteDeviceAsync(id), result);
+                  }
+                  // Kernels before 6.9 have only DEL_DEV, which waits for the last opener.
+                  commands_.run(ublk::ControlCommand::deleteDevice(id), kDeleteDeadline,
+                                [id, report](int again, std::span<const std::byte>) {
+                                  report(ublk::ControlCommand::deleteDevice(id), again);
+                                });
+                });
 }
 
 void Manager::onChildExit(const std::string& name) {
@@ -452,14 +615,23 @@ void Manager::onChildExit(const std::string& name) {
               ? ServiceError(device.status->failure, device.status->message)
               : ServiceError(ErrorKind::Failed,
                              fmt::format("the queue daemon {} before the device was ready", exit.describe()));
-      // A daemon that failed cleanly removed its device; one that was killed or crashed did not.
-      if (device.addedId) removeKernelDevice(*device.addedId, name, device.cookie);
       log::error(fmt::format("device {}: cannot create it: {}", name, error.what()),
                  {{"DEVICE", name}, {"TARGET", view.target}});
-      CreateDone done = std::move(device.onCreated);
-      removeFiles(view);
-      devices_.erase(name);
-      if (done) done(nullptr, &error);
+      device.child.reset();
+      auto forget = [this, name, which = &device, error] {
+        Managed* gone = lookup(name, which);
+        if (gone == nullptr) return;
+        CreateDone done = std::move(gone->onCreated);
+        removeFiles(gone->view);
+        devices_.erase(name);
+        if (done) done(nullptr, &error);
+      };
+      // A daemon that failed cleanly removed its device; one that was killed or crashed did not.
+      if (device.addedId) {
+        removeKernelDevice(*device.addedId, name, device.cookie, forget);
+      } else {
+        forget();
+      }
       return;
     }
     case DeviceState::Live: {
@@ -484,10 +656,11 @@ void Manager::onChildExit(const std::string& name) {
     case DeviceState::Stopping: {
       loop_.cancel(device.deadline);
       device.child.reset();
-      // A daemon that stopped cleanly deleted the device, unless it handed it over instead.
-      if (!exit.clean() || kernelDeviceInUse(view.id, device.cookie, name))
-        removeKernelDevice(view.id, name, device.cookie);
-      finishRemoval(name, "deleted");
+      // A daemon that stopped cleanly deleted the device (then there is nothing left to do),
+      // unless it handed it over instead.
+      removeKernelDevice(view.id, name, device.cookie, [this, name, which = &device] {
+        if (lookup(name, which) != nullptr) finishRemoval(name, "deleted");
+      });
       return;
     }
     case DeviceState::Failed:
@@ -499,24 +672,43 @@ void Manager::onChildExit(const std::string& name) {
 // device, or give up on it.
 void Manager::afterDeath(Managed& device, bool planned) {
   DeviceView& view = device.view;
-  const std::string& name = view.name;
+  const std::string name = view.name;
   const CrashPolicy::Verdict verdict = planned ? CrashPolicy::Verdict{} : device.crash.died(Managed::Clock::now());
 
   if (!device.recoverable()) {
     log::error(fmt::format("device {}: {}; removing {} so I/O fails instead of hanging (recovery {})", name,
                            view.lastExitReason, view.blockDevice(), toString(device.recovery)),
                {{"DEVICE", name}, {"TARGET", view.target}});
-    removeKernelDevice(view.id, name, device.cookie);
-    finishRemoval(name, view.lastExitReason);
+    view.state = DeviceState::Stopping;  // a DeleteDevice meanwhile joins this removal
+    removeKernelDevice(view.id, name, device.cookie, [this, name, which = &device, why = view.lastExitReason] {
+      if (lookup(name, which) != nullptr) finishRemoval(name, why);
+    });
     return;
   }
-  if (!kernelDeviceInUse(view.id, device.cookie, name)) {
+  checkKernelDevice(view.id, device.cookie, name, [this, name, which = &device, verdict](bool inUse) {
+    Managed* still = lookup(name, which);
+    // Meanwhile deleted, or its removal under way.
+    if (still == nullptr || still->child || still->view.state == DeviceState::Stopping ||
+        still->view.state == DeviceState::Failed)
+      return;
+    afterDeathChecked(*still, verdict, inUse);
+  });
+}
+
+void Manager::afterDeathChecked(Managed& device, const CrashPolicy::Verdict& verdict, bool kernelDeviceInUse) {
+  DeviceView& view = device.view;
+  const std::string name = view.name;
+  if (!kernelDeviceInUse) {
     // Stopped and deleted (by its daemon on SIGTERM, or by hand): nothing is left to recover,
     // and the id may soon be another device's.
     log::warning(fmt::format("device {}: {}, and {} is gone", name, view.lastExitReason, view.blockDevice()),
                  {{"DEVICE", name}});
-    removeKernelDevice(view.id, name, device.cookie);
-    finishRemoval(name, fmt::format("{}; its kernel device was removed", view.lastExitReason));
+    view.state = DeviceState::Stopping;
+    removeKernelDevice(view.id, name, device.cookie, [this, name, which = &device, why = view.lastExitReason] {
+      if (lookup(name, which) != nullptr) {
+        finishRemoval(name, fmt::format("{}; its kernel device was removed", why));
+      }
+    });
     return;
   }
   if (verdict.giveUp) {
@@ -563,7 +755,7 @@ void Manager::failDevice(Managed& device, const std::string& why) {
              {{"DEVICE", view.name}, {"TARGET", view.target}});
   loop_.cancel(device.deadline);
   loop_.cancel(device.retry);
-  removeKernelDevice(view.id, view.name, device.cookie);
+  removeKernelDevice(view.id, view.name, device.cookie);  // in the background; it logs what fails
   removeFiles(view);
   view.state = DeviceState::Failed;
   // The name stays failed, with its reason, across a ublkd restart until it is deleted.
@@ -588,7 +780,7 @@ void Manager::finishRemoval(const std::string& name, const std::string& reason) 
   loop_.cancel(device.retry);
   removeFiles(device.view);
   log::info(fmt::format("device {}: removed ({})", name, reason), {{"DEVICE", name}});
-  for (auto& done : device.onDeleted) done(nullptr);
+  for (auto& [waiter, done] : device.onDeleted) done(nullptr);
   const ServiceError error(ErrorKind::Failed, fmt::format("device '{}' was removed: {}", name, reason));
   for (auto& done : device.onRestarted) done(&error);
   if (listener_ != nullptr) listener_->deviceRemoved(device.view, reason);
@@ -603,10 +795,10 @@ void Manager::remove(const std::string& name, DeleteDone done) {
     case DeviceState::Starting:
       throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' is still starting", name));
     case DeviceState::Stopping:
-      device.onDeleted.push_back(std::move(done));  // joins the removal under way
+      awaitRemoval(device, std::move(done));  // joins the removal under way
       return;
     case DeviceState::Failed:
-      device.onDeleted.push_back(std::move(done));
+      awaitRemoval(device, std::move(done));
       finishRemoval(name, "deleted");
       return;
     case DeviceState::Live:
@@ -616,27 +808,103 @@ void Manager::remove(const std::string& name, DeleteDone done) {
   if (device.handingOver) {
     throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' is being restarted; delete it once it is live", name));
   }
-  // An exclusive open fails while a filesystem, device-mapper or md holds the device.
-  const ublk::UniqueFd probe(::open(view.blockDevice().c_str(), O_RDONLY | O_EXCL | O_CLOEXEC | O_NONBLOCK));
-  if (!probe && errno == EBUSY) {
-    throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' ({}) is in use: mounted or held by another device",
-                                                    name, view.blockDevice()));
+  awaitRemoval(device, std::move(done));
+  if (std::exchange(device.probing, true)) return;  // joins the check under way
+  // An exclusive open fails while a filesystem, device-mapper or md holds the device. Off the
+  // loop: the last close of a block device writes back its dirty pages, which a hung device
+  // never takes.
+  const std::string node = view.blockDevice();
+  const Managed* which = &device;
+  offload_.run(
+      [this, name, which, node]() -> Offload::Callback {
+        bool held = false;
+        {
+          const ublk::UniqueFd probe(::open(node.c_str(), O_RDONLY | O_EXCL | O_CLOEXEC | O_NONBLOCK));
+          held = !probe && errno == EBUSY;
+        }
+        return [this, name, which, held] { probed(name, which, held); };
+      },
+      kFilesystemDeadline,
+      [this, name, which, node] {
+        Managed* stuck = lookup(name, which);
+        if (stuck == nullptr) return;
+        stuck->probing = false;
+        const ServiceError error(ErrorKind::Timeout,
+                                 fmt::format("device '{}': cannot tell whether {} is in use: opening it did not "
+                                             "finish within {} s (the device is not answering); not deleting it",
+                                             name, node, kFilesystemDeadline.count() / 1000));
+        for (auto& [waiter, answer] : std::exchange(stuck->onDeleted, {})) answer(&error);
+      });
+}
+
+// Each DeleteDevice caller is answered once: by the removal, or with Timeout at its deadline.
+void Manager::awaitRemoval(Managed& device, DeleteDone done) {
+  const uint64_t waiter = nextWaiter_++;
+  device.onDeleted.emplace(waiter, std::move(done));
+  const std::string name = device.view.name;
+  loop_.after(options_.stopTimeout + options_.killGrace, [this, name, which = &device, waiter] {
+    Managed* still = lookup(name, which);
+    if (still == nullptr) return;
+    auto node = still->onDeleted.extract(waiter);
+    if (node.empty()) return;
+    const ServiceError error(ErrorKind::Timeout,
+                             fmt::format("device '{}' is not removed yet: {}; it stays 'stopping' and goes once its "
+                                         "queue daemon exits",
+                                         name, stuckText(*still)));
+    node.mapped()(&error);
+  });
+}
+
+void Manager::probed(const std::string& name, const Managed* which, bool held) {
+  Managed* device = lookup(name, which);
+  if (device == nullptr) return;
+  device->probing = false;
+  DeviceView& view = device->view;
+  if (view.state != DeviceState::Live && view.state != DeviceState::Recovering) {
+    if (view.state == DeviceState::Failed) finishRemoval(name, "deleted");
+    return;  // Stopping: that removal answers every caller
   }
+  if (held) {
+    const ServiceError error(ErrorKind::Busy, fmt::format("device '{}' ({}) is in use: mounted or held by another "
+                                                          "device",
+                                                          name, view.blockDevice()));
+    for (auto& [waiter, answer] : std::exchange(device->onDeleted, {})) answer(&error);
+    return;
+  }
+  proceedRemoval(*device);
+}
+
+void Manager::proceedRemoval(Managed& device) {
+  DeviceView& view = device.view;
+  const std::string name = view.name;
   if (!device.child) {
     // A recovery waiting out its backoff: no daemon to stop, only the kernel device.
-    device.onDeleted.push_back(std::move(done));
-    removeKernelDevice(view.id, name, device.cookie);
-    finishRemoval(name, "deleted");
+    loop_.cancel(device.retry);
+    view.state = DeviceState::Stopping;
+    if (listener_ != nullptr) listener_->deviceChanged(view);
+    removeKernelDevice(view.id, name, device.cookie, [this, name, which = &device] {
+      if (lookup(name, which) != nullptr) finishRemoval(name, "deleted");
+    });
     return;
   }
   // A live daemon stops and deletes the device itself; a recovering one may be waiting in the
   // kernel for the device, so it is killed and the device removed here.
   device.child->signal(view.state == DeviceState::Recovering ? SIGKILL : SIGTERM);
-  device.onDeleted.push_back(std::move(done));
   view.state = DeviceState::Stopping;
   loop_.cancel(device.deadline);
   device.deadline = killAfter(device, options_.stopTimeout, "to stop");
   if (listener_ != nullptr) listener_->deviceChanged(view);
+}
+
+// Why a device's daemon has not answered: what it is doing in the kernel.
+std::string Manager::stuckText(const Managed& device) const {
+  if (!device.child) return "its kernel device has not answered STOP_DEV or DEL_DEV";
+  const pid_t pid = device.child->pid();
+  const std::string threads = describeStuckThreads(pid);
+  return fmt::format(
+      "its queue daemon (pid {}) has not exited{}: it waits in the kernel, most likely on a "
+      "backing store that does not answer",
+      pid, threads.empty() ? "" : fmt::format(" ({})", threads));
 }
 
 void Manager::restart(const std::string& name, RestartDone done) {
@@ -752,8 +1020,9 @@ void Manager::adoptPrevious() {
       }
       const DeviceSpec spec = parseDeviceSpec(view.specJson);
       view.target = targetName(spec.target);
+      view.sizeBytes = record.value("size_bytes", spec.size.value_or(0));
       device->recovery = spec.recovery;
-      adoptOne(std::move(device));
+      adoptOne(std::move(device), record);
     } catch (const std::exception& e) {
       log::error(fmt::format("cannot adopt the device recorded in {}: {}", entry.path().string(), e.what()));
     }
@@ -762,7 +1031,7 @@ void Manager::adoptPrevious() {
 
 // The kernel says who serves the device (GET_DEV_INFO's ublksrv_pid); if that is our queue daemon
 // for this device, it is adopted as it is. Otherwise the device is recovered, or removed.
-void Manager::adoptOne(std::unique_ptr<Managed> device) {
+void Manager::adoptOne(std::unique_ptr<Managed> device, const nlohmann::json& record) {
   DeviceView& view = device->view;
   const std::string name = view.name;
   const auto info = kernelDeviceInfo(view.id);
@@ -798,10 +1067,13 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
                    {{"DEVICE", name}});
     }
   }
-  try {
-    fillFromKernel(*device);
-  } catch (const std::exception& e) {
-    log::warning(fmt::format("device {}: cannot read its geometry back: {}", name, e.what()), {{"DEVICE", name}});
+  // Not GET_PARAMS: it takes the device's lock in the kernel, which a daemon's stuck STOP_DEV holds.
+  device->kernelFlags = info->flags;
+  view.queues = info->nr_hw_queues;
+  view.depth = info->queue_depth;
+  if (!record.contains("size_bytes")) {
+    log::warning(fmt::format("device {}: its record (from an older ublkd) has no size; showing the spec's", name),
+                 {{"DEVICE", name}});
   }
   Managed& ref = *devices_.emplace(name, std::move(device)).first->second;
   if (ref.child) {
@@ -827,7 +1099,12 @@ void Manager::adoptOne(std::unique_ptr<Managed> device) {
 void Manager::abandonStarting(const std::string& name, uint64_t cookie) {
   killStrayServers(specPath(name).string());
   for (const uint32_t id : kernelDeviceIds()) {
-    const auto info = kernelDeviceInfo(id);
+    std::optional<ublk::abi::DevInfo> info;
+    try {
+      info = kernelDeviceInfo(id);
+    } catch (const std::exception& e) {
+      log::warning(fmt::format("device {}: cannot read /dev/ublkb{}: {}", name, id, e.what()), {{"DEVICE", name}});
+    }
     if (!info || cookie == 0 || info->ublksrv_flags != cookie) continue;
     log::warning(fmt::format("device {}: removing /dev/ublkb{}: its creation was cut short by a ublkd exit", name, id),
                  {{"DEVICE", name}});
@@ -847,10 +1124,10 @@ void Manager::detachAll() {
     loop_.cancel(device->retry);  // the next ublkd recovers the device instead
     const ServiceError error(ErrorKind::Failed, "ublkd is shutting down");
     if (device->view.state == DeviceState::Starting) {
-      device->child->signal(SIGTERM);  // never recorded, so no later ublkd could adopt it
+      if (device->child) device->child->signal(SIGTERM);  // never live, so no later ublkd adopts it
       if (device->onCreated) std::exchange(device->onCreated, nullptr)(nullptr, &error);
     }
-    for (auto& done : std::exchange(device->onDeleted, {})) done(&error);
+    for (auto& [waiter, done] : std::exchange(device->onDeleted, {})) done(&error);
     for (auto& done : std::exchange(device->onRestarted, {})) done(&error);
   }
 }

@@ -3,7 +3,10 @@
 // Manager validates requests, starts and stops queue daemons, brings a device whose daemon died
 // back through user recovery (`serve --recover`) unless it is crash-looping, removes the kernel
 // device of one that cannot be recovered, and tells a Listener (the bus) about every change. It
-// knows nothing of D-Bus.
+// knows nothing of D-Bus. Nothing it does on the event loop waits on the kernel or a backing
+// store: control commands are asynchronous with deadlines (ControlCommands), opens and probes
+// run on worker threads (Offload), and every caller is answered within a deadline, with
+// ErrorKind::Timeout naming what hangs when a queue daemon or the kernel does not answer.
 #pragma once
 
 #include <chrono>
@@ -20,9 +23,11 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "child_process.h"
+#include "control_commands.h"
 #include "control_device.h"
 #include "crash_policy.h"
 #include "event_loop.h"
+#include "offload.h"
 #include "service_error.h"
 
 namespace ublkd {
@@ -55,8 +60,14 @@ class Manager {
   struct Options {
     std::filesystem::path runDir = "/run/ublkd";
     std::string serveBinary;  // the ublkd executable, run as `serve`
+    // A queue daemon not live in startTimeout, or not gone stopTimeout after SIGTERM, is
+    // SIGKILLed (unless, and until, it sleeps in the kernel); its caller is answered with
+    // Timeout killGrace later.
+    // stopTimeout is longer than a daemon's own STOP_DEV deadline (10 s, server.cpp), so ublkd
+    // never gives up on a daemon before the daemon gives up on the kernel.
     std::chrono::seconds startTimeout{60};
-    std::chrono::seconds stopTimeout{30};
+    std::chrono::seconds stopTimeout{15};
+    std::chrono::seconds killGrace{5};
     uint64_t kernelFeatures = 0;
     // When an unplanned death is recovered at once, after a backoff, or ends recovery.
     CrashPolicy::Options crash;
@@ -83,10 +94,13 @@ class Manager {
   void setListener(Listener* listener) { listener_ = listener; }
 
   // Errors found before anything starts (bad name or spec, duplicate name) are thrown as
-  // ServiceError and change nothing; the outcome of starting arrives through `done`.
+  // ServiceError and change nothing; the outcome of starting arrives through `done` (a backing
+  // store that cannot be opened included: that check runs off the loop).
   void create(const std::string& name, const std::string& specJson, CreateDone done);
-  // Throws NotFound, or Busy while the block device is held (mounted, in use by another driver)
-  // or the device is still starting; otherwise `done` runs once the device is gone.
+  // Throws NotFound, or Busy while the device is still starting; otherwise `done` runs once the
+  // device is gone, with Busy while the block device is held (mounted, in use by another driver),
+  // or Timeout once stopTimeout + killGrace pass with the queue daemon stuck in the kernel (the
+  // removal then goes on, and ends when the daemon does).
   void remove(const std::string& name, DeleteDone done);
 
   // Planned handover (kernels with UBLK_F_QUIESCE): the queue daemon quiesces the device and exits,
@@ -107,25 +121,36 @@ class Manager {
 
  private:
   struct Managed;
+  using Then = std::function<void()>;
 
+  Managed* lookup(const std::string& name, const Managed* expected);  // nullptr once it is gone
+  void startCreated(Managed& device);
+  void createFailed(const std::string& name, const Managed* which, const ServiceError& error);
   void spawnServe(Managed& device, std::optional<uint32_t> recoverId);
-  void adoptOne(std::unique_ptr<Managed> device);
+  void adoptOne(std::unique_ptr<Managed> device, const nlohmann::json& record);
   void watchChild(Managed& device);
   void onStatusReadable(const std::string& name);
   void onChildExit(const std::string& name);
   void becameLive(Managed& device, uint32_t id);
   void recovered(Managed& device);
   void afterDeath(Managed& device, bool planned);
+  void afterDeathChecked(Managed& device, const CrashPolicy::Verdict& verdict, bool kernelDeviceInUse);
   void startRecovery(const std::string& name);
   void failDevice(Managed& device, const std::string& why);
+  void awaitRemoval(Managed& device, DeleteDone done);
+  void probed(const std::string& name, const Managed* which, bool held);
+  void proceedRemoval(Managed& device);
   void finishRemoval(const std::string& name, const std::string& reason);
-  void removeKernelDevice(uint32_t id, const std::string& name, uint64_t cookie);
-  bool kernelDeviceInUse(uint32_t id, uint64_t cookie, const std::string& name);
-  std::optional<ublk::abi::DevInfo> ourKernelDevice(uint32_t id, uint64_t cookie, const std::string& name);
+  std::string stuckText(const Managed& device) const;
+  // STOP_DEV and DEL_DEV of our kernel device at `id` (a foreign one is left alone), then `then`.
+  void removeKernelDevice(uint32_t id, const std::string& name, uint64_t cookie, Then then = {});
+  void deleteKernelDevice(uint32_t id, const std::string& name, Then then);
+  // Whether the kernel still has our device with a disk (not stopped, not deleted).
+  void checkKernelDevice(uint32_t id, uint64_t cookie, const std::string& name, std::function<void(bool)> done);
   void abandonStarting(const std::string& name, uint64_t cookie);
   EventLoop::TimerId killAfter(Managed& device, std::chrono::seconds timeout, std::string_view what);
-  std::optional<ublk::abi::DevInfo> kernelDeviceInfo(uint32_t id);  // nullopt: no such device
-  void fillFromKernel(Managed& device);
+  void killOverdue(const std::string& name, pid_t pid, std::chrono::seconds timeout, const std::string& what);
+  std::optional<ublk::abi::DevInfo> kernelDeviceInfo(uint32_t id);  // adoption only; nullopt: no such device
   nlohmann::json recordOf(const Managed& device) const;
   void writeRecord(const Managed& device);
   void removeFiles(const DeviceView& view);
@@ -135,9 +160,13 @@ class Manager {
   std::filesystem::path udevPath(uint32_t id) const;
 
   EventLoop& loop_;
-  ublk::ControlDevice& control_;
+  ublk::ControlDevice& control_;  // blocking commands, for adoption before the bus is served
   Options options_;
+  ublk::ControlDevice asyncControl_;  // everything on the running loop
+  ControlCommands commands_;
+  Offload offload_;
   Listener* listener_ = nullptr;
+  uint64_t nextWaiter_ = 1;
   std::map<std::string, std::unique_ptr<Managed>, std::less<>> devices_;
 };
 

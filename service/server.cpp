@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -139,6 +140,9 @@ sigset_t serverSignals() {
 constexpr std::chrono::seconds kQuiesceTimeout{10};
 // How long a recovery waits for the dead daemon's release to leave the device QUIESCED.
 constexpr std::chrono::seconds kRecoverableTimeout{30};
+// How long STOP_DEV may wait for the requests in flight. ublkd kills a stopping daemon only after
+// this (Manager's stop timeout is longer), and answers its caller after that.
+constexpr std::chrono::seconds kStopDeadline{10};
 
 // The old queue daemon's /dev/ublkcN is released in a workqueue after it exits (and up to 5 s
 // later on kernels with the monitor), so the device reaches QUIESCED (or FAIL_IO) a little late.
@@ -175,6 +179,7 @@ class Device {
   ~Device() { teardown(); }
 
   uint32_t id() const { return info_.dev_id; }
+  const abi::DevInfo& info() const { return info_; }
 
   void startQueues(Target& target) {
     charFd_ = ublk::openCharDevice(id());
@@ -205,6 +210,7 @@ class Device {
   // then commit what they hold and end (teardown's stopFd); once /dev/ublkcN is closed the device
   // is QUIESCED, and the kernel requeues for the successor anything we still owned.
   void handOver() {
+    stopping_ = true;
     control_.quiesceDevice(id(), kQuiesceTimeout);
     keepDevice_ = true;
   }
@@ -242,6 +248,18 @@ class Device {
       setUp = true;
       ready.set_value();
       queue.run(*handler);
+      // Every tag aborted without our asking: the device was stopped or deleted from outside,
+      // and a server that went on waiting for signals would serve nothing.
+      if (!stopping_) {
+        {
+          std::lock_guard lock(errorMutex_);
+          queueError_ = fmt::format(
+              "queue {}: the kernel aborted all its requests (the device was stopped from "
+              "outside ublkd?)",
+              q);
+        }
+        ::kill(::getpid(), SIGUSR1);
+      }
     } catch (const std::exception& e) {
       if (!setUp) {
         ready.set_exception(std::current_exception());
@@ -264,7 +282,9 @@ class Device {
         fmt::print(stderr, "ublkd serve: device {}: {} failed: {}\n", id(), what, e.what());
       }
     };
+    stopping_ = true;
     const bool deleting = !keepDevice_ && (origin_ == Origin::Added || started_);
+    control_.setDeadline(kStopDeadline);
     if (started_ && deleting) attempt("STOP_DEV", [this] { control_.stopDevice(id()); });
     if (stopFd_ && (!started_ || keepDevice_)) {
       // STOP_DEV is not (or was not) coming to abort the fetches: tell the queue threads directly.
@@ -289,6 +309,7 @@ class Device {
   std::vector<int> files_;
   std::vector<std::thread> threads_;
   bool started_ = false;
+  std::atomic<bool> stopping_ = false;  // set before we stop, quiesce or abandon the queues
   std::mutex errorMutex_;
   std::string queueError_;
 };
@@ -368,7 +389,13 @@ int Server::run() {
 
   fmt::print("/dev/ublkb{}\n", device->id());
   std::fflush(stdout);
-  if (events_.onReady) events_.onReady(device->id());
+  if (events_.onReady) {
+    const abi::DevInfo& info = device->info();
+    events_.onReady(device->id(), {.flags = info.flags,
+                                   .queues = info.nr_hw_queues,
+                                   .depth = info.queue_depth,
+                                   .bytes = control.getParams(device->id()).basic.dev_sectors << 9});
+  }
 
   int signal = 0;
   sigwait(&signals, &signal);

@@ -11,6 +11,7 @@
 
 #include "backing_store.h"
 #include "device_spec.h"
+#include "serve_status.h"
 
 namespace ublkd {
 
@@ -19,7 +20,7 @@ class Server {
   // onAdded runs once ADD_DEV gave the device its id; onReady once the device is live.
   struct Events {
     std::function<void(uint32_t)> onAdded;
-    std::function<void(uint32_t)> onReady;
+    std::function<void(uint32_t, const ServedGeometry&)> onReady;
   };
   struct Options {
     // The device exists already and is served again through user recovery.

@@ -11,13 +11,14 @@
 namespace ublkd {
 namespace {
 
-constexpr std::array<std::pair<ErrorKind, std::string_view>, 7> kNames{{
+constexpr std::array<std::pair<ErrorKind, std::string_view>, 8> kNames{{
     {ErrorKind::InvalidSpec, "InvalidSpec"},
     {ErrorKind::NotFound, "NotFound"},
     {ErrorKind::Exists, "Exists"},
     {ErrorKind::Busy, "Busy"},
     {ErrorKind::KernelUnsupported, "KernelUnsupported"},
     {ErrorKind::PermissionDenied, "PermissionDenied"},
+    {ErrorKind::Timeout, "Timeout"},
     {ErrorKind::Failed, "Failed"},
 }};
 

@@ -10,7 +10,9 @@
 
 namespace ublkd {
 
-enum class ErrorKind { InvalidSpec, NotFound, Exists, Busy, KernelUnsupported, PermissionDenied, Failed };
+// Timeout: a deadline passed while the kernel or a backing store did not answer (a hung disk,
+// a queue daemon stuck in the kernel); the operation may still complete later.
+enum class ErrorKind { InvalidSpec, NotFound, Exists, Busy, KernelUnsupported, PermissionDenied, Timeout, Failed };
 
 std::string_view errorKindName(ErrorKind kind);  // "InvalidSpec", ...
 std::optional<ErrorKind> errorKindFromName(std::string_view name);

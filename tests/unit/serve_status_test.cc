@@ -10,10 +10,19 @@
 namespace ublkd {
 namespace {
 
-TEST(ServeStatus, ReadyRoundTrips) {
-  const ServeStatus status = ServeStatus::parse(ServeStatus::ready(17));
+TEST(ServeStatus, ReadyRoundTripsWithWhatTheKernelGranted) {
+  const ServedGeometry granted{.flags = 0x1cb, .queues = 2, .depth = 128, .bytes = uint64_t{1} << 40};
+  const ServeStatus status = ServeStatus::parse(ServeStatus::ready(17, granted));
   ASSERT_TRUE(status.readyId.has_value());
   EXPECT_EQ(*status.readyId, 17u);
+  ASSERT_TRUE(status.geometry.has_value());
+  EXPECT_EQ(*status.geometry, granted);
+}
+
+TEST(ServeStatus, BareReadyHasNoGeometry) {
+  const ServeStatus status = ServeStatus::parse("ready 4\n");
+  ASSERT_TRUE(status.readyId.has_value());
+  EXPECT_FALSE(status.geometry.has_value());
 }
 
 TEST(ServeStatus, AddedRoundTripsAndIsNotTheLastWord) {
@@ -32,7 +41,9 @@ TEST(ServeStatus, FailureKeepsKindAndMessageOnOneLine) {
 }
 
 TEST(ServeStatus, GarbageIsAFailureQuotingTheLine) {
-  for (const char* line : {"", "ready", "ready x", "ready 12x", "added", "added -1", "failed Nonsense oops", "hello"}) {
+  for (const char* line :
+       {"", "ready", "ready x", "ready 12x", "ready 3 queues=1", "ready 3 flags=12 queues=1 depth=2 bytes=4",
+        "ready 3 flags=0x1 queues=1 depth=2 bytes=4 more=5", "added", "added -1", "failed Nonsense oops", "hello"}) {
     const ServeStatus status = ServeStatus::parse(line);
     EXPECT_FALSE(status.readyId.has_value()) << line;
     EXPECT_EQ(status.failure, ErrorKind::Failed) << line;
@@ -41,8 +52,9 @@ TEST(ServeStatus, GarbageIsAFailureQuotingTheLine) {
 }
 
 TEST(ErrorKind, NamesRoundTrip) {
-  for (const ErrorKind kind : {ErrorKind::InvalidSpec, ErrorKind::NotFound, ErrorKind::Exists, ErrorKind::Busy,
-                               ErrorKind::KernelUnsupported, ErrorKind::PermissionDenied, ErrorKind::Failed}) {
+  for (const ErrorKind kind :
+       {ErrorKind::InvalidSpec, ErrorKind::NotFound, ErrorKind::Exists, ErrorKind::Busy, ErrorKind::KernelUnsupported,
+        ErrorKind::PermissionDenied, ErrorKind::Timeout, ErrorKind::Failed}) {
     EXPECT_EQ(errorKindFromName(errorKindName(kind)), kind);
   }
   EXPECT_FALSE(errorKindFromName("invalidspec").has_value());
