@@ -48,6 +48,19 @@ scratch_disk() {
   fail "no scratch disk (serial ublkvm-4k) in /sys/block"
 }
 
+# persist_disk: the disk a multi-boot test keeps from boot to boot (tests/vm/run --persist-disk).
+# Prints /dev/vdX; skips (exit 4) when the guest has none.
+persist_disk() {
+  local serial
+  for serial in /sys/block/vd*/serial; do
+    [ "$(<"$serial")" = ublkvm-persist ] || continue
+    serial=${serial%/serial}
+    echo "/dev/${serial##*/}"
+    return 0
+  done
+  skip "no persistent disk (serial ublkvm-persist): run through tests/vm/poweroff-cycles"
+}
+
 # null_blk_device NAME SIZE_MB BLOCK_SIZE DISCARD(0|1): a memory-backed null_blk disk made through
 # configfs, removed at exit. Sets NULLB_DEV (not in a subshell: the removal is deferred here).
 null_blk_device() {

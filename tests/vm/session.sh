@@ -81,6 +81,12 @@ _qemu_start() {
     -drive "if=none,id=scratch4k,format=raw,file=$sdir/scratch4k.img"
     -device virtio-blk-pci,drive=scratch4k,serial=ublkvm-4k,logical_block_size=4096,physical_block_size=4096
   )
+  if [ -n "${persist_disk:-}" ]; then
+    # QEMU writes what the guest writes to the file as it goes (no cache of its own): what the
+    # guest had written before power-off is in the file at the next boot, and no more.
+    disks+=(-drive "if=none,id=persist,format=raw,file=$persist_disk"
+      -device virtio-blk-pci,drive=persist,serial=ublkvm-persist)
+  fi
   # Extra kernel arguments, for experiments (for example the benchmark's clocksource choice).
   cmdline+=(${UBLKD_VM_APPEND:-})
   # Its own session, output to files only, without the session lock (fd 9, tests/vm/run): it
@@ -93,6 +99,9 @@ _qemu_start() {
     -virtfs "local,path=$results_root,mount_tag=results,security_model=none,multidevs=remap" \
     "${stage_share[@]}" "${disks[@]}" -serial "file:$console" </dev/null >"$sdir/qemu.log" 2>&1 9>&- &
   echo $! >"$sdir/pid"
+  # Until the child has exec'd, its command line is bash's, and session_alive would call a booting
+  # guest gone.
+  poll 10 session_alive || true
 }
 
 ready_or_gone() { [ -e "$sdir/ready" ] || ! session_alive; }
