@@ -1,22 +1,16 @@
-// Manager: device records, queue daemon supervision, recovery and kernel-device cleanup.
+// Manager: creating, supervising, recovering and removing devices (adoption of an earlier
+// ublkd's devices is in manager_adoption.cpp, their files in device_records.cpp).
 #include "manager.h"
 
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
-// glibc 2.36 declares these without C linkage for C++ (fixed in 2.37).
-extern "C" {
-#include <sys/pidfd.h>
-}
 
 #include <cerrno>
 #include <cstring>
-#include <deque>
-#include <fstream>
 #include <system_error>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "abi.h"
 #include "backing_store.h"
@@ -24,43 +18,14 @@ extern "C" {
 #include "device_identity.h"
 #include "device_spec.h"
 #include "log.h"
+#include "managed_device.h"
+#include "process_info.h"
 #include "serve_status.h"
 #include "text_file.h"
 
 namespace ublkd {
 
 namespace fs = std::filesystem;
-
-struct Manager::Managed {
-  using Clock = std::chrono::steady_clock;
-  DeviceView view;
-  Recovery recovery = kDefaultRecovery;  // the spec's
-  // A loop device's backing store, opened once at CreateDevice and handed to every queue daemon;
-  // identity says which file it is, so a path opened again (after a ublkd restart) is checked.
-  std::optional<BackingStore> backing;
-  std::optional<FileIdentity> backingIdentity;
-  uint64_t kernelFlags = 0;  // UBLK_F_* the kernel granted the device
-  uint64_t cookie = 0;       // its identity in the kernel (device_identity.h); 0 in records from before cookies
-  std::optional<ChildProcess> child;  // none while a recovery waits out its backoff
-  std::string statusLine;             // status pipe bytes not yet parsed
-  std::optional<uint32_t> addedId;    // the kernel device, once ADD_DEV made it
-  std::optional<ServeStatus> status;  // the queue daemon's last word: ready or failed
-  bool timedOut = false;              // not ready in time: a late "ready" does not count
-  EventLoop::TimerId deadline = 0;
-  EventLoop::TimerId retry = 0;  // a recovery waiting out its backoff
-  CrashPolicy crash;             // what an unplanned death leads to
-  bool handingOver = false;      // SIGUSR2 sent: the next exit is planned
-  bool probing = false;          // DeleteDevice's in-use check is running
-  CreateDone onCreated;
-  std::map<uint64_t, DeleteDone> onDeleted;  // each DeleteDevice caller, answered once
-  std::vector<RestartDone> onRestarted;
-
-  explicit Managed(const CrashPolicy::Options& crashOptions) : crash(crashOptions) {}
-
-  bool recoverable() const {
-    return recovery != Recovery::None && (kernelFlags & ublk::abi::feature::kUserRecovery) != 0;
-  }
-};
 
 namespace {
 
@@ -72,46 +37,6 @@ constexpr std::chrono::milliseconds kDeleteDeadline{10'000};
 constexpr std::chrono::milliseconds kFilesystemDeadline{10'000};
 // How often an overdue daemon asleep in the kernel is looked at again.
 constexpr std::chrono::seconds kStuckRecheck{5};
-
-// The threads of `pid` asleep in the kernel uninterruptibly, and where: "thread ublkd-q0 in D
-// state at io_uring_cancel_generic". Empty when none is (or /proc says nothing).
-std::string describeStuckThreads(pid_t pid) {
-  std::string text;
-  std::error_code ec;
-  for (const auto& task : fs::directory_iterator(fmt::format("/proc/{}/task", pid), ec)) {
-    std::string stat;
-    try {
-      stat = readTextFile(task.path() / "stat");
-    } catch (const std::exception&) {
-      continue;
-    }
-    const size_t open = stat.find('(');
-    const size_t close = stat.rfind(')');
-    if (open == std::string::npos || close == std::string::npos || close + 2 >= stat.size()) continue;
-    if (stat[close + 2] != 'D') continue;
-    std::string wchan = "?";
-    try {
-      wchan = readTextFile(task.path() / "wchan");
-    } catch (const std::exception&) {
-    }
-    if (!text.empty()) text += ", ";
-    text += fmt::format("thread {} in D state at {}", stat.substr(open + 1, close - open - 1), wchan);
-  }
-  return text;
-}
-
-std::string_view targetName(TargetKind kind) { return kind == TargetKind::Null ? "null" : "loop"; }
-
-void writeFileAtomically(const fs::path& path, const std::string& text) {
-  const fs::path temporary = path.string() + ".new";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw std::system_error(errno, std::generic_category(), fmt::format("write {}", temporary.string()));
-  }
-  fs::rename(temporary, path);
-}
 
 // The backing store opened again from the spec's path, for a device whose open descriptor went
 // with an earlier ublkd: it must still be the file the device was created on.
@@ -126,18 +51,6 @@ BackingStore reopenBacking(const std::string& specJson, FileIdentity expected) {
                     expected.inode));
   }
   return store;
-}
-
-// The backing store a live queue daemon serves (its fd 4), taken from it: the same open file.
-std::optional<BackingStore> takeBacking(const ChildProcess& child, const std::string& path, FileIdentity expected) {
-  ublk::UniqueFd fd(static_cast<int>(::pidfd_getfd(child.pidfd(), ChildProcess::kPassedFd, 0)));
-  if (!fd) return std::nullopt;
-  try {
-    BackingStore store = BackingStore::fromFd(std::move(fd), path);
-    if (store.identity() == expected) return store;
-  } catch (const SpecError&) {
-  }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -174,20 +87,14 @@ void validateDeviceName(std::string_view name) {
 }
 
 Manager::Manager(EventLoop& loop, ublk::ControlDevice& control, Options options)
-    : loop_(loop), control_(control), options_(std::move(options)), commands_(loop, asyncControl_), offload_(loop) {
-  fs::create_directories(options_.runDir / "devices");
-  fs::create_directories(options_.runDir / "udev");
-}
+    : loop_(loop),
+      control_(control),
+      options_(std::move(options)),
+      records_(options_.runDir),
+      commands_(loop, asyncControl_),
+      offload_(loop) {}
 
 Manager::~Manager() = default;
-
-fs::path Manager::specPath(const std::string& name) const {
-  return options_.runDir / "devices" / (name + ".spec.json");
-}
-fs::path Manager::recordPath(const std::string& name) const {
-  return options_.runDir / "devices" / (name + ".state.json");
-}
-fs::path Manager::udevPath(uint32_t id) const { return options_.runDir / "udev" / fmt::format("ublkb{}", id); }
 
 Manager::Managed* Manager::lookup(const std::string& name, const Managed* expected) {
   auto it = devices_.find(name);
@@ -214,7 +121,7 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
 
   auto device = std::make_unique<Managed>(options_.crash);
   device->view.name = name;
-  device->view.target = targetName(spec.target);
+  device->view.target = toString(spec.target);
   device->view.specJson = specJson;
   device->view.queues = spec.queues;
   device->view.depth = spec.depth;
@@ -282,7 +189,7 @@ void Manager::createFailed(const std::string& name, const Managed* which, const 
 void Manager::startCreated(Managed& ref) {
   const std::string name = ref.view.name;
   try {
-    writeFileAtomically(specPath(name), ref.view.specJson);
+    records_.writeSpec(name, ref.view.specJson);
   } catch (const std::exception& e) {
     throw ServiceError(ErrorKind::Failed, fmt::format("cannot record the spec of '{}': {}", name, e.what()));
   }
@@ -290,9 +197,9 @@ void Manager::startCreated(Managed& ref) {
   // the kernel device is ours, and removes it.
   try {
     ref.cookie = newCookie();
-    writeFileAtomically(recordPath(name), recordOf(ref).dump() + "\n");
+    records_.write(recordOf(ref));
   } catch (const std::exception& e) {
-    fs::remove(specPath(name));
+    records_.remove(name, kNoDeviceId);
     throw ServiceError(ErrorKind::Failed, fmt::format("cannot record the device '{}': {}", name, e.what()));
   }
   try {
@@ -322,7 +229,7 @@ void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
   // storage daemon" convention): a filesystem still mounted on the device is unmounted, and its
   // data written, while the daemon still serves it.
   std::vector<std::string> argv{"@" + fs::path(options_.serveBinary).filename().string(), "serve", "--spec",
-                                specPath(name).string()};
+                                records_.specPath(name).string()};
   if (recoverId) {
     argv.push_back("--recover");
     argv.push_back(std::to_string(*recoverId));
@@ -334,7 +241,7 @@ void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
     argv.push_back(std::to_string(device.cookie));
   }
   if (device.backingIdentity && !device.backing) {
-    device.backing = reopenBacking(device.view.specJson, *device.backingIdentity);
+    throw std::logic_error("the backing store is not open (startRecovery opens it again first)");
   }
   if (device.backing) {
     argv.push_back("--backing-fd");
@@ -428,57 +335,37 @@ void Manager::recovered(Managed& device) {
 // change event makes udev read it now, since the add event came before the name was known here.
 void Manager::announceName(const DeviceView& view) {
   try {
-    writeFileAtomically(udevPath(view.id), fmt::format("UBLK_NAME={}\n", view.name));
-    std::ofstream uevent(fmt::format("/sys/block/ublkb{}/uevent", view.id));
-    uevent << "change" << std::flush;
-    if (!uevent) throw std::runtime_error("cannot write change to its uevent file");
+    records_.announceName(view.id, view.name);
   } catch (const std::exception& e) {
     log::warning(fmt::format("device {}: no by-name link: {}", view.name, e.what()), {{"DEVICE", view.name}});
   }
 }
 
-nlohmann::json Manager::recordOf(const Managed& device) const {
-  nlohmann::json record{{"name", device.view.name},
-                        {"state", stateName(device.view.state)},
-                        {"cookie", device.cookie},
-                        {"id", device.view.id},
-                        {"pid", device.child ? device.child->pid() : 0},
-                        {"spec", device.view.specJson},
-                        {"restarts", device.view.restartCount},
-                        {"size_bytes", device.view.sizeBytes},
-                        {"last_exit_reason", device.view.lastExitReason}};
-  if (device.backingIdentity) {
-    record["backing"] = {{"path", device.view.backing},
-                         {"device", device.backingIdentity->device},
-                         {"inode", device.backingIdentity->inode}};
-  }
-  return record;
+DeviceRecord Manager::recordOf(const Managed& device) const {
+  return {.name = device.view.name,
+          .state = std::string(stateName(device.view.state)),
+          .cookie = device.cookie,
+          .id = device.view.id,
+          .pid = device.child ? device.child->pid() : 0,
+          .spec = device.view.specJson,
+          .restarts = device.view.restartCount,
+          .sizeBytes = device.view.sizeBytes,
+          .lastExitReason = device.view.lastExitReason,
+          .reason = device.view.lastError,
+          .backingPath = device.view.backing,
+          .backing = device.backingIdentity};
 }
 
 void Manager::writeRecord(const Managed& device) {
   try {
-    writeFileAtomically(recordPath(device.view.name), recordOf(device).dump() + "\n");
+    records_.write(recordOf(device));
   } catch (const std::exception& e) {
     log::warning(fmt::format("device {}: cannot record it for a restarted ublkd: {}", device.view.name, e.what()),
                  {{"DEVICE", device.view.name}});
   }
 }
 
-void Manager::removeFiles(const DeviceView& view) {
-  std::error_code ignored;
-  fs::remove(specPath(view.name), ignored);
-  fs::remove(recordPath(view.name), ignored);
-  if (view.id != kNoDeviceId) fs::remove(udevPath(view.id), ignored);
-}
-
-std::optional<ublk::abi::DevInfo> Manager::kernelDeviceInfo(uint32_t id) {
-  try {
-    return control_.getDeviceInfo(id);
-  } catch (const std::system_error& e) {
-    if (e.code().value() == ENODEV || e.code().value() == ENOENT) return std::nullopt;
-    throw;
-  }
-}
+void Manager::removeFiles(const DeviceView& view) { records_.remove(view.name, view.id); }
 
 namespace {
 
@@ -735,6 +622,10 @@ void Manager::startRecovery(const std::string& name) {
   if (it == devices_.end() || it->second->view.state != DeviceState::Recovering) return;
   Managed& device = *it->second;
   device.retry = 0;
+  if (device.backingIdentity && !device.backing) {
+    reopenThenRecover(device);
+    return;
+  }
   try {
     spawnServe(device, device.view.id);
   } catch (const std::exception& e) {
@@ -744,6 +635,42 @@ void Manager::startRecovery(const std::string& name) {
   writeRecord(device);
   log::info(fmt::format("device {}: recovering queue daemon pid {} started", name, device.child->pid()),
             {{"DEVICE", name}, {"UBLK_DEVICE_ID", std::to_string(device.view.id)}});
+}
+
+// The backing store's open file went with an earlier ublkd (a queue daemon that died while ublkd
+// was down): the path is opened again, off the loop, and served only if it is the same file.
+void Manager::reopenThenRecover(Managed& device) {
+  const std::string name = device.view.name;
+  const Managed* which = &device;
+  auto stillRecovering = [this, name, which]() -> Managed* {
+    Managed* still = lookup(name, which);
+    return still != nullptr && still->view.state == DeviceState::Recovering && !still->child ? still : nullptr;
+  };
+  offload_.run(
+      [this, name, stillRecovering, spec = device.view.specJson,
+       identity = *device.backingIdentity]() -> Offload::Callback {
+        try {
+          auto store = std::make_shared<BackingStore>(reopenBacking(spec, identity));
+          return [this, name, stillRecovering, store] {
+            if (Managed* device = stillRecovering()) {
+              device->backing = std::move(*store);
+              startRecovery(name);
+            }
+          };
+        } catch (const std::exception& e) {
+          return [this, stillRecovering, why = std::string(e.what())] {
+            if (Managed* device = stillRecovering()) failDevice(*device, why);
+          };
+        }
+      },
+      kFilesystemDeadline,
+      [this, stillRecovering] {
+        if (Managed* device = stillRecovering()) {
+          failDevice(*device, fmt::format("opening {} again did not finish within {} s: its filesystem or device "
+                                          "is not answering",
+                                          device->view.backing, kFilesystemDeadline.count() / 1000));
+        }
+      });
 }
 
 // Gives up: the kernel device goes (queued I/O fails rather than waiting forever), the name stays
@@ -760,10 +687,12 @@ void Manager::failDevice(Managed& device, const std::string& why) {
   view.state = DeviceState::Failed;
   // The name stays failed, with its reason, across a ublkd restart until it is deleted.
   try {
-    writeFileAtomically(
-        recordPath(view.name),
-        nlohmann::json{{"name", view.name}, {"state", "failed"}, {"reason", why}, {"spec", view.specJson}}.dump() +
-            "\n");
+    DeviceRecord failed;
+    failed.name = view.name;
+    failed.state = "failed";
+    failed.spec = view.specJson;
+    failed.reason = why;
+    records_.write(failed);
   } catch (const std::exception& e) {
     log::warning(fmt::format("device {}: cannot record its failure: {}", view.name, e.what()), {{"DEVICE", view.name}});
   }
@@ -952,167 +881,6 @@ const DeviceView* Manager::findById(uint32_t id) const {
     if (device->view.id == id) return &device->view;
   }
   return nullptr;
-}
-
-namespace {
-
-// The argv of process pid, or empty once it is gone.
-std::vector<std::string> commandLine(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/cmdline", pid));
-  std::vector<std::string> argv;
-  for (std::string arg; std::getline(in, arg, '\0');) argv.push_back(arg);
-  return argv;
-}
-
-// Whether argv is `ublkd serve --spec specFile ...`: a pid alone may have been reused.
-bool servesSpec(const std::vector<std::string>& argv, const std::string& specFile) {
-  return argv.size() >= 4 && argv[1] == "serve" && argv[2] == "--spec" && argv[3] == specFile;
-}
-
-// Queue daemons for specFile that no ublkd watches any more: a recovery an earlier ublkd left
-// half done, which would race the one about to start.
-void killStrayServers(const std::string& specFile) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
-    const std::string file = entry.path().filename().string();
-    if (file.find_first_not_of("0123456789") != std::string::npos) continue;
-    // The pidfd first, then the check: a signal through it cannot hit a recycled pid.
-    const pid_t pid = std::stoi(file);
-    if (auto stray = ChildProcess::adopt(pid); stray && servesSpec(commandLine(pid), specFile)) stray->signal(SIGKILL);
-  }
-}
-
-}  // namespace
-
-void Manager::adoptPrevious() {
-  for (const auto& entry : fs::directory_iterator(options_.runDir / "devices")) {
-    const std::string file = entry.path().filename().string();
-    if (!file.ends_with(".state.json")) continue;
-    try {
-      const nlohmann::json record = nlohmann::json::parse(readTextFile(entry.path()));
-      auto device = std::make_unique<Managed>(options_.crash);
-      DeviceView& view = device->view;
-      view.name = record.at("name").get<std::string>();
-      const std::string state = record.value("state", std::string());
-      device->cookie = record.value("cookie", uint64_t{0});
-      if (state == "starting") {
-        abandonStarting(view.name, device->cookie);
-        continue;
-      }
-      if (state == "failed") {
-        view.specJson = record.at("spec").get<std::string>();
-        view.target = targetName(parseDeviceSpec(view.specJson).target);
-        view.state = DeviceState::Failed;
-        view.lastError = record.at("reason").get<std::string>();
-        log::warning(fmt::format("device {}: failed before ublkd restarted: {}", view.name, view.lastError),
-                     {{"DEVICE", view.name}});
-        devices_.emplace(view.name, std::move(device));
-        continue;
-      }
-      view.id = record.at("id").get<uint32_t>();
-      view.specJson = record.at("spec").get<std::string>();
-      view.restartCount = record.value("restarts", 0U);
-      view.lastExitReason = record.value("last_exit_reason", std::string());
-      if (const auto backing = record.find("backing"); backing != record.end()) {
-        view.backing = backing->at("path").get<std::string>();
-        device->backingIdentity = FileIdentity{.device = backing->at("device").get<uint64_t>(),
-                                               .inode = backing->at("inode").get<uint64_t>()};
-      }
-      const DeviceSpec spec = parseDeviceSpec(view.specJson);
-      view.target = targetName(spec.target);
-      view.sizeBytes = record.value("size_bytes", spec.size.value_or(0));
-      device->recovery = spec.recovery;
-      adoptOne(std::move(device), record);
-    } catch (const std::exception& e) {
-      log::error(fmt::format("cannot adopt the device recorded in {}: {}", entry.path().string(), e.what()));
-    }
-  }
-}
-
-// The kernel says who serves the device (GET_DEV_INFO's ublksrv_pid); if that is our queue daemon
-// for this device, it is adopted as it is. Otherwise the device is recovered, or removed.
-void Manager::adoptOne(std::unique_ptr<Managed> device, const nlohmann::json& record) {
-  DeviceView& view = device->view;
-  const std::string name = view.name;
-  const auto info = kernelDeviceInfo(view.id);
-  if (!info) {
-    log::warning(fmt::format("device {}: /dev/ublkb{} is gone; forgetting it", name, view.id), {{"DEVICE", name}});
-    removeFiles(view);
-    if (listener_ != nullptr) listener_->deviceRemoved(view, "its kernel device went away while ublkd was down");
-    return;
-  }
-  if (device->cookie != 0 && info->ublksrv_flags != device->cookie) {
-    log::warning(fmt::format("device {}: /dev/ublkb{} is another server's device now (cookie {}, ours was {}); "
-                             "leaving it alone and forgetting ours",
-                             name, view.id, cookieText(info->ublksrv_flags), cookieText(device->cookie)),
-                 {{"DEVICE", name}});
-    removeFiles(view);
-    return;
-  }
-  const pid_t server = info->ublksrv_pid;
-  const bool live = static_cast<ublk::abi::DevState>(info->state) == ublk::abi::DevState::Live;
-  if (live && server > 0) {
-    auto child = ChildProcess::adopt(server);
-    if (child && servesSpec(commandLine(server), specPath(name).string())) device->child = std::move(child);
-  }
-  if (device->child && device->backingIdentity) {
-    // Without it (no ptrace right over the daemon), the path is opened again and checked if the
-    // daemon ever has to be replaced.
-    device->backing = takeBacking(*device->child, view.backing, *device->backingIdentity);
-    if (!device->backing) {
-      log::warning(fmt::format("device {}: cannot take the open backing store from queue daemon pid {} "
-                               "(pidfd_getfd: {}); a recovery opens {} again and serves it only if it is "
-                               "still the same file",
-                               name, server, std::strerror(errno), view.backing),
-                   {{"DEVICE", name}});
-    }
-  }
-  // Not GET_PARAMS: it takes the device's lock in the kernel, which a daemon's stuck STOP_DEV holds.
-  device->kernelFlags = info->flags;
-  view.queues = info->nr_hw_queues;
-  view.depth = info->queue_depth;
-  if (!record.contains("size_bytes")) {
-    log::warning(fmt::format("device {}: its record (from an older ublkd) has no size; showing the spec's", name),
-                 {{"DEVICE", name}});
-  }
-  Managed& ref = *devices_.emplace(name, std::move(device)).first->second;
-  if (ref.child) {
-    ref.view.state = DeviceState::Live;
-    ref.crash.live(Managed::Clock::now());
-    writeRecord(ref);
-    watchChild(ref);
-    log::info(fmt::format("device {}: adopted {} (queue daemon pid {})", name, view.blockDevice(), server),
-              {{"DEVICE", name}, {"TARGET", view.target}});
-    if (listener_ != nullptr) listener_->deviceAdded(ref.view);
-    return;
-  }
-  killStrayServers(specPath(name).string());
-  ref.view.state = DeviceState::Recovering;  // so the bus shows it; afterDeath decides
-  if (listener_ != nullptr) listener_->deviceAdded(ref.view);
-  ref.view.lastExitReason = fmt::format("queue daemon (pid {}) gone while ublkd was down", server);
-  afterDeath(ref, false);
-}
-
-// A device whose CreateDevice an earlier ublkd did not finish (it died between recording the
-// device and its being live): its caller was told it failed, so the kernel device carrying the
-// cookie, if ADD_DEV made one, goes, and so does its queue daemon.
-void Manager::abandonStarting(const std::string& name, uint64_t cookie) {
-  killStrayServers(specPath(name).string());
-  for (const uint32_t id : kernelDeviceIds()) {
-    std::optional<ublk::abi::DevInfo> info;
-    try {
-      info = kernelDeviceInfo(id);
-    } catch (const std::exception& e) {
-      log::warning(fmt::format("device {}: cannot read /dev/ublkb{}: {}", name, id, e.what()), {{"DEVICE", name}});
-    }
-    if (!info || cookie == 0 || info->ublksrv_flags != cookie) continue;
-    log::warning(fmt::format("device {}: removing /dev/ublkb{}: its creation was cut short by a ublkd exit", name, id),
-                 {{"DEVICE", name}});
-    removeKernelDevice(id, name, cookie);
-  }
-  DeviceView view;
-  view.name = name;
-  removeFiles(view);
 }
 
 void Manager::detachAll() {

@@ -20,12 +20,11 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
-
 #include "child_process.h"
 #include "control_commands.h"
 #include "control_device.h"
 #include "crash_policy.h"
+#include "device_records.h"
 #include "event_loop.h"
 #include "offload.h"
 #include "service_error.h"
@@ -127,7 +126,7 @@ class Manager {
   void startCreated(Managed& device);
   void createFailed(const std::string& name, const Managed* which, const ServiceError& error);
   void spawnServe(Managed& device, std::optional<uint32_t> recoverId);
-  void adoptOne(std::unique_ptr<Managed> device, const nlohmann::json& record);
+  void adoptOne(std::unique_ptr<Managed> device, const DeviceRecord& record);
   void watchChild(Managed& device);
   void onStatusReadable(const std::string& name);
   void onChildExit(const std::string& name);
@@ -136,6 +135,7 @@ class Manager {
   void afterDeath(Managed& device, bool planned);
   void afterDeathChecked(Managed& device, const CrashPolicy::Verdict& verdict, bool kernelDeviceInUse);
   void startRecovery(const std::string& name);
+  void reopenThenRecover(Managed& device);
   void failDevice(Managed& device, const std::string& why);
   void awaitRemoval(Managed& device, DeleteDone done);
   void probed(const std::string& name, const Managed* which, bool held);
@@ -151,17 +151,15 @@ class Manager {
   EventLoop::TimerId killAfter(Managed& device, std::chrono::seconds timeout, std::string_view what);
   void killOverdue(const std::string& name, pid_t pid, std::chrono::seconds timeout, const std::string& what);
   std::optional<ublk::abi::DevInfo> kernelDeviceInfo(uint32_t id);  // adoption only; nullopt: no such device
-  nlohmann::json recordOf(const Managed& device) const;
+  DeviceRecord recordOf(const Managed& device) const;
   void writeRecord(const Managed& device);
   void removeFiles(const DeviceView& view);
   void announceName(const DeviceView& view);
-  std::filesystem::path specPath(const std::string& name) const;
-  std::filesystem::path recordPath(const std::string& name) const;
-  std::filesystem::path udevPath(uint32_t id) const;
 
   EventLoop& loop_;
   ublk::ControlDevice& control_;  // blocking commands, for adoption before the bus is served
   Options options_;
+  DeviceRecords records_;
   ublk::ControlDevice asyncControl_;  // everything on the running loop
   ControlCommands commands_;
   Offload offload_;

@@ -7,14 +7,37 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
-
+#include <memory>
 #include <system_error>
 
 namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+
+// A ControlDevice over a regular file, which takes no uring_cmd: every command fails with
+// EOPNOTSUPP, through the same ring a real /dev/ublk-control uses.
+// (Not /dev/null: newer kernels give it a no-op uring_cmd for io_uring's own tests.)
+std::unique_ptr<ublk::ControlDevice> controlOverRegularFile() {
+  char path[] = "/tmp/ublkd-control-test.XXXXXX";
+  const int fd = mkstemp(path);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "mkstemp");
+  close(fd);
+  auto control = std::make_unique<ublk::ControlDevice>(ublk::ControlDevice::Options{.path = path});
+  unlink(path);
+  return control;
+}
+
+// Reaps until no command is in flight, each wait at most 5 s.
+void reapAll(ublk::ControlDevice& control) {
+  while (control.inFlight() > 0) {
+    pollfd ready{.fd = control.completionFd(), .events = POLLIN, .revents = 0};
+    ASSERT_EQ(poll(&ready, 1, 5000), 1) << "no completion within 5 s";
+    control.reapCompletions();
+  }
+}
 
 TEST(ControlDevice, MissingNodeNamesPathAndReason) {
   try {
@@ -26,17 +49,11 @@ TEST(ControlDevice, MissingNodeNamesPathAndReason) {
   }
 }
 
-// A regular file takes no uring_cmd: the kernel's refusal must come back named after the command.
-// (Not /dev/null: newer kernels give it a no-op uring_cmd for io_uring's own tests.)
+// The kernel's refusal comes back named after the command.
 TEST(ControlDevice, RefusedCommandNamesCommandAndErrno) {
-  char path[] = "/tmp/ublkd-control-test.XXXXXX";
-  const int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  ublk::ControlDevice control({.path = path});
-  unlink(path);
+  auto control = controlOverRegularFile();
   try {
-    control.getFeatures();
+    control->getFeatures();
     FAIL() << "GET_FEATURES succeeded on a regular file";
   } catch (const std::system_error& e) {
     EXPECT_EQ(e.code().value(), EOPNOTSUPP);
@@ -46,45 +63,27 @@ TEST(ControlDevice, RefusedCommandNamesCommandAndErrno) {
 
 // The asynchronous path: the kernel's answer reaches the callback with the payload it owns.
 TEST(ControlDevice, SubmittedCommandAnswersThroughItsCallback) {
-  char path[] = "/tmp/ublkd-control-test.XXXXXX";
-  const int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  ublk::ControlDevice control({.path = path});
-  unlink(path);
+  auto control = controlOverRegularFile();
   int result = 0;
   size_t bytes = 0;
-  control.submit(ublk::ControlCommand::getDeviceInfo(0), [&](int res, std::span<const std::byte> payload) {
+  control->submit(ublk::ControlCommand::getDeviceInfo(0), [&](int res, std::span<const std::byte> payload) {
     result = res;
     bytes = payload.size();
   });
-  EXPECT_EQ(control.inFlight(), 1u);
-  while (control.inFlight() > 0) {
-    pollfd ready{.fd = control.completionFd(), .events = POLLIN, .revents = 0};
-    ASSERT_EQ(poll(&ready, 1, 5000), 1) << "no completion within 5 s";
-    control.reapCompletions();
-  }
+  EXPECT_EQ(control->inFlight(), 1u);
+  reapAll(*control);
   EXPECT_EQ(result, -EOPNOTSUPP);
   EXPECT_EQ(bytes, sizeof(ublk::abi::DevInfo));
 }
 
 // An abandoned command's callback never runs, however its completion arrives.
 TEST(ControlDevice, AbandonedCommandNeverCallsBack) {
-  char path[] = "/tmp/ublkd-control-test.XXXXXX";
-  const int fd = mkstemp(path);
-  ASSERT_GE(fd, 0);
-  close(fd);
-  ublk::ControlDevice control({.path = path});
-  unlink(path);
+  auto control = controlOverRegularFile();
   bool called = false;
   const uint64_t tag =
-      control.submit(ublk::ControlCommand::stopDevice(0), [&](int, std::span<const std::byte>) { called = true; });
-  control.abandon(tag);
-  while (control.inFlight() > 0) {
-    pollfd ready{.fd = control.completionFd(), .events = POLLIN, .revents = 0};
-    ASSERT_EQ(poll(&ready, 1, 5000), 1) << "no completion within 5 s";
-    control.reapCompletions();
-  }
+      control->submit(ublk::ControlCommand::stopDevice(0), [&](int, std::span<const std::byte>) { called = true; });
+  control->abandon(tag);
+  reapAll(*control);
   EXPECT_FALSE(called);
 }
 
