@@ -28,6 +28,8 @@ dd if=/var/tmp/before of="$hung" bs=1M oflag=direct status=none
 
 step "suspend the backing under a write in flight"
 dmsetup suspend "$dm"
+# Should the test fail here on, the backing comes back first, so the cleanup below can finish.
+defer "dmsetup resume $dm"
 dd if=/dev/urandom of="$hung" bs=64k count=16 seek=1024 oflag=direct status=none &
 writer=$!
 inflight() { read -r r w <"/sys/block/${hung#/dev/}/inflight" && [ $((r + w)) -gt 0 ]; }
