@@ -186,7 +186,7 @@ int ControlDevice::runOnce(ControlCommand command, std::span<std::byte> payload,
   // Runs only if the command completes before this frame returns: abandon() drops it.
   const uint64_t tag = submit(std::move(command), [&](int res, std::span<const std::byte> bytes) {
     result = res;
-    std::memcpy(payload.data(), bytes.data(), std::min(payload.size(), bytes.size()));
+    std::ranges::copy(bytes.first(std::min(payload.size(), bytes.size())), payload.begin());
   });
   while (!result) {
     __kernel_timespec ts = timespecUntil(deadline);

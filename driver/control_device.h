@@ -47,7 +47,8 @@ struct ControlCommand {
 template <typename T>
 T payloadAs(std::span<const std::byte> payload) {
   T value{};
-  std::memcpy(&value, payload.data(), std::min(payload.size(), sizeof(T)));
+  std::ranges::copy(payload.first(std::min(payload.size(), sizeof(T))),
+                    std::as_writable_bytes(std::span(&value, 1)).begin());
   return value;
 }
 
