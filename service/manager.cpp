@@ -545,9 +545,7 @@ void Manager::onChildExit(const std::string& name) {
       device.child.reset();
       // A daemon that stopped cleanly deleted the device (then there is nothing left to do),
       // unless it handed it over instead.
-      removeKernelDevice(view.id, name, device.cookie, [this, name, which = &device] {
-        if (lookup(name, which) != nullptr) finishRemoval(name, "deleted");
-      });
+      removeThenFinish(device, "deleted");
       return;
     }
     case DeviceState::Failed:
@@ -567,9 +565,7 @@ void Manager::afterDeath(Managed& device, bool planned) {
                            view.lastExitReason, view.blockDevice(), toString(device.recovery)),
                {{"DEVICE", name}, {"TARGET", view.target}});
     view.state = DeviceState::Stopping;  // a DeleteDevice meanwhile joins this removal
-    removeKernelDevice(view.id, name, device.cookie, [this, name, which = &device, why = view.lastExitReason] {
-      if (lookup(name, which) != nullptr) finishRemoval(name, why);
-    });
+    removeThenFinish(device, view.lastExitReason);
     return;
   }
   checkKernelDevice(view.id, device.cookie, name, [this, name, which = &device, verdict](bool inUse) {
@@ -591,11 +587,7 @@ void Manager::afterDeathChecked(Managed& device, const CrashPolicy::Verdict& ver
     log::warning(fmt::format("device {}: {}, and {} is gone", name, view.lastExitReason, view.blockDevice()),
                  {{"DEVICE", name}});
     view.state = DeviceState::Stopping;
-    removeKernelDevice(view.id, name, device.cookie, [this, name, which = &device, why = view.lastExitReason] {
-      if (lookup(name, which) != nullptr) {
-        finishRemoval(name, fmt::format("{}; its kernel device was removed", why));
-      }
-    });
+    removeThenFinish(device, fmt::format("{}; its kernel device was removed", view.lastExitReason));
     return;
   }
   if (verdict.giveUp) {
@@ -703,6 +695,19 @@ void Manager::failDevice(Managed& device, const std::string& why) {
   view.id = kNoDeviceId;
 }
 
+// Removes the kernel device, then forgets the device with `reason` (unless it went meanwhile).
+void Manager::removeThenFinish(Managed& device, std::string reason) {
+  const std::string name = device.view.name;
+  removeKernelDevice(device.view.id, name, device.cookie, [this, name, which = &device, reason = std::move(reason)] {
+    if (lookup(name, which) != nullptr) finishRemoval(name, reason);
+  });
+}
+
+// Every DeleteDevice caller waiting on the device hears `error`; the device stays.
+void Manager::answerDeleters(Managed& device, const ServiceError& error) {
+  for (auto& [waiter, done] : std::exchange(device.onDeleted, {})) done(&error);
+}
+
 void Manager::finishRemoval(const std::string& name, const std::string& reason) {
   auto node = devices_.extract(name);
   Managed& device = *node.mapped();
@@ -762,7 +767,7 @@ void Manager::remove(const std::string& name, DeleteDone done) {
                                  fmt::format("device '{}': cannot tell whether {} is in use: opening it did not "
                                              "finish within {} s (the device is not answering); not deleting it",
                                              name, node, kFilesystemDeadline.count() / 1000));
-        for (auto& [waiter, answer] : std::exchange(stuck->onDeleted, {})) answer(&error);
+        answerDeleters(*stuck, error);
       });
 }
 
@@ -797,7 +802,7 @@ void Manager::probed(const std::string& name, const Managed* which, bool held) {
     const ServiceError error(ErrorKind::Busy, fmt::format("device '{}' ({}) is in use: mounted or held by another "
                                                           "device",
                                                           name, view.blockDevice()));
-    for (auto& [waiter, answer] : std::exchange(device->onDeleted, {})) answer(&error);
+    answerDeleters(*device, error);
     return;
   }
   proceedRemoval(*device);
@@ -811,9 +816,7 @@ void Manager::proceedRemoval(Managed& device) {
     loop_.cancel(device.retry);
     view.state = DeviceState::Stopping;
     if (listener_ != nullptr) listener_->deviceChanged(view);
-    removeKernelDevice(view.id, name, device.cookie, [this, name, which = &device] {
-      if (lookup(name, which) != nullptr) finishRemoval(name, "deleted");
-    });
+    removeThenFinish(device, "deleted");
     return;
   }
   // A live daemon stops and deletes the device itself; a recovering one may be waiting in the
@@ -895,7 +898,7 @@ void Manager::detachAll() {
       if (device->child) device->child->signal(SIGTERM);  // never live, so no later ublkd adopts it
       if (device->onCreated) std::exchange(device->onCreated, nullptr)(nullptr, &error);
     }
-    for (auto& [waiter, done] : std::exchange(device->onDeleted, {})) done(&error);
+    answerDeleters(*device, error);
     for (auto& done : std::exchange(device->onRestarted, {})) done(&error);
   }
 }

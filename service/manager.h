@@ -141,6 +141,8 @@ class Manager {
   void probed(const std::string& name, const Managed* which, bool held);
   void proceedRemoval(Managed& device);
   void finishRemoval(const std::string& name, const std::string& reason);
+  void removeThenFinish(Managed& device, std::string reason);
+  void answerDeleters(Managed& device, const ServiceError& error);
   std::string stuckText(const Managed& device) const;
   // STOP_DEV and DEL_DEV of our kernel device at `id` (a foreign one is left alone), then `then`.
   void removeKernelDevice(uint32_t id, const std::string& name, uint64_t cookie, Then then = {});
