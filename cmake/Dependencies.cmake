@@ -20,6 +20,7 @@ endfunction()
 
 ublkd_require_pkgconfig(LIBURING liburing liburing-dev)
 ublkd_require_pkgconfig(LIBSYSTEMD libsystemd libsystemd-dev)
+ublkd_require_pkgconfig(LIBNBD libnbd libnbd-dev)
 ublkd_require_package(sdbus-c++ libsdbus-c++-dev 1.2)
 ublkd_require_package(nlohmann_json nlohmann-json3-dev)
 ublkd_require_package(fmt libfmt-dev)

@@ -12,7 +12,7 @@ struct Entry {
 };
 
 // Exit codes ublkctl documents in its --help; scripts depend on them, so never renumber.
-constexpr std::array<Entry, 8> kTable{{
+constexpr std::array<Entry, 9> kTable{{
     {ErrorKind::Failed, 1},
     {ErrorKind::InvalidSpec, 3},
     {ErrorKind::NotFound, 4},
@@ -21,6 +21,7 @@ constexpr std::array<Entry, 8> kTable{{
     {ErrorKind::KernelUnsupported, 7},
     {ErrorKind::PermissionDenied, 8},
     {ErrorKind::Timeout, 10},
+    {ErrorKind::BackendUnavailable, 11},
 }};
 
 }  // namespace

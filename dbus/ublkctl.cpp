@@ -51,7 +51,8 @@ constexpr std::string_view kUsage =
     "ADDRESS is a D-Bus address; the default is the system bus.\n"
     "exit codes: 0 success, 1 failed, 2 usage, 3 invalid spec, 4 not found, 5 exists, 6 busy,\n"
     "            7 kernel unsupported, 8 permission denied, 9 ublkd unreachable, 10 timed out\n"
-    "            (the kernel or a backing store did not answer in time)\n";
+    "            (the kernel or a backing store did not answer in time), 11 backend unavailable (the\n"
+    "            NBD server, Ceph cluster or image the spec names cannot be reached or opened)\n";
 
 const std::map<std::string_view, std::string_view> kVerbHelp = {
     {"list",

@@ -97,6 +97,14 @@ io_uring_sqe* Queue::targetSqe(uint16_t tag, uint8_t op) {
   return sqe;
 }
 
+io_uring_sqe* Queue::eventSqe(uint8_t op) {
+  io_uring_sqe* sqe = nextSqe();
+  sqe->user_data = UserData{.op = op, .targetEvent = true}.encode();
+  return sqe;
+}
+
+void Queue::finishRequest(uint16_t tag, int result) { finish(tag, result); }
+
 void Queue::prepIoCmd(uint32_t op, uint16_t tag, int result) {
   io_uring_sqe* sqe = nextSqe();
   sqe->opcode = IORING_OP_URING_CMD;
@@ -126,7 +134,9 @@ void Queue::fetchAll() {
 }
 
 void Queue::finish(uint16_t tag, int result) {
-  if (result != kPending) prepIoCmd(abi::io::kCommitAndFetchReq, tag, result);
+  if (result == kPending) return;
+  --started_;
+  prepIoCmd(abi::io::kCommitAndFetchReq, tag, result);
 }
 
 void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
@@ -138,6 +148,7 @@ void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
   if (res == abi::io::kResOk) {
     const abi::IoDesc desc = descriptors_.as<const abi::IoDesc>()[tag];  // the slot is reused after commit
     if (config_.dataPath == DataPath::HandlerMapped) data_[tag] = handler.dataAddress(desc);
+    ++started_;
     finish(tag, handler.start(*this, tag, desc, data_[tag]));
   } else if (res == abi::io::kResNeedGetData) {
     // A WRITE asks where its data should go; the kernel copies it there before the next CQE.
@@ -160,6 +171,8 @@ unsigned Queue::reap(RequestHandler& handler) {
     const UserData ud = UserData::decode(cqe->user_data);
     if (ud == kStopPoll) {
       stopping_ = true;
+    } else if (ud.targetEvent) {
+      handler.onEvent(*this, ud.op, cqe->res);
     } else if (ud.targetIo) {
       --targetInFlight_;
       finish(ud.tag, handler.complete(*this, ud.tag, ud.op, cqe->res));
@@ -177,7 +190,8 @@ void Queue::run(RequestHandler& handler) {
   const bool mayPoll = config_.pollWindow.count() > 0;
   auto pollUntil = Clock::time_point::min();
   bool polling = false;
-  while ((abortedTags_ < config_.depth && !stopping_) || targetInFlight_ > 0) {
+  while ((abortedTags_ < config_.depth && !stopping_) || targetInFlight_ > 0 || started_ > 0) {
+    handler.beforeWait(*this);
     // Both submit this batch's SQEs in one io_uring_enter; the first also runs the task work
     // that delivers new requests, without sleeping.
     const int ret = polling ? io_uring_submit_and_get_events(ring) : io_uring_submit_and_wait(ring, 1);

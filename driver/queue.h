@@ -24,6 +24,12 @@ namespace ublk {
 class SqeSource {
  public:
   virtual io_uring_sqe* targetSqe(uint16_t tag, uint8_t op) = 0;
+  // An SQE for the handler's own work that belongs to no request (a socket's poll, a timer); its
+  // CQE reaches RequestHandler::onEvent with `op`. The queue does not wait for these to drain.
+  virtual io_uring_sqe* eventSqe(uint8_t op) = 0;
+  // Finishes a request whose start or complete returned kPending, from anywhere on the queue's
+  // thread (a library's completion callback, an event): `result` is bytes or -errno.
+  virtual void finishRequest(uint16_t tag, int result) = 0;
 
  protected:
   ~SqeSource() = default;
@@ -50,6 +56,11 @@ class RequestHandler {
   virtual int complete(SqeSource& sqes, uint16_t tag, uint8_t op, int res) = 0;
   // HandlerMapped only: the memory holding the data of the request `desc` describes.
   virtual std::byte* dataAddress(const abi::IoDesc&) { return nullptr; }
+  // The CQE of an SQE from eventSqe.
+  virtual void onEvent(SqeSource&, uint8_t /*op*/, int /*res*/) {}
+  // Once per batch, after its CQEs are handled and before the queue submits and sleeps: the
+  // place to arm the polls the handler's state now needs.
+  virtual void beforeWait(SqeSource&) {}
 };
 
 class Queue final : public SqeSource {
@@ -76,12 +87,14 @@ class Queue final : public SqeSource {
   // Queues and submits a FETCH for every tag. START_DEV (or END_USER_RECOVERY) may follow.
   void fetchAll();
   // Serves until every tag is aborted (STOP_DEV, or the device going away), or stopFd fires, and
-  // no handler I/O is left in flight. Once stopFd fires no new request starts: what arrives is
+  // no request the handler started is left unfinished. Once stopFd fires no new request starts: what arrives is
   // left uncommitted, for the kernel to requeue (recovery) or fail when /dev/ublkcN closes. Throws on a ublk command
   // the kernel rejects.
   void run(RequestHandler& handler);
 
   io_uring_sqe* targetSqe(uint16_t tag, uint8_t op) override;
+  io_uring_sqe* eventSqe(uint8_t op) override;
+  void finishRequest(uint16_t tag, int result) override;
 
   uint16_t id() const { return config_.id; }
   unsigned ringFlags() const { return ring_->setupFlags(); }
@@ -103,6 +116,7 @@ class Queue final : public SqeSource {
   bool stopping_ = false;
   unsigned abortedTags_ = 0;
   unsigned targetInFlight_ = 0;
+  unsigned started_ = 0;  // requests handed to the handler and not yet committed
 };
 
 }  // namespace ublk

@@ -15,12 +15,46 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::array<std::string_view, 11> kKnownKeys = {
-    "version",    "target",    "path",      "size",      "queues",   "depth",
-    "block_size", "read_only", "direct_io", "scheduler", "recovery",
-};
 // Indexed by the enum's value, so these tables are also the source of toString().
-constexpr std::array<std::string_view, 2> kTargetNames = {"null", "loop"};
+constexpr std::array<std::string_view, 5> kTargetNames = {"null", "loop", "nbd", "qcow2", "rbd"};
+
+// Every key, and the targets that take it (a bit per TargetKind).
+constexpr unsigned bitOf(TargetKind target) { return 1u << static_cast<unsigned>(target); }
+constexpr unsigned kEveryTarget = (1u << kTargetNames.size()) - 1;
+constexpr unsigned kFiles = bitOf(TargetKind::Loop) | bitOf(TargetKind::Qcow2);
+constexpr unsigned kNbd = bitOf(TargetKind::Nbd);
+constexpr unsigned kRbd = bitOf(TargetKind::Rbd);
+struct Key {
+  std::string_view name;
+  unsigned targets;
+};
+constexpr std::array<Key, 24> kKeys = {{
+    {"version", kEveryTarget},
+    {"target", kEveryTarget},
+    {"path", kFiles},
+    {"size", kEveryTarget},
+    {"queues", kEveryTarget},
+    {"depth", kEveryTarget},
+    {"block_size", kEveryTarget},
+    {"read_only", kEveryTarget},
+    {"direct_io", kFiles},
+    {"scheduler", kEveryTarget},
+    {"recovery", kEveryTarget},
+    {"format", bitOf(TargetKind::Qcow2)},
+    {"uri", kNbd},
+    {"tls_certificates", kNbd},
+    {"tls_psk_file", kNbd},
+    {"tls_username", kNbd},
+    {"tls_verify_peer", kNbd},
+    {"reconnect_timeout", kNbd | bitOf(TargetKind::Qcow2)},
+    {"pool", kRbd},
+    {"image", kRbd},
+    {"ceph_conf", kRbd},
+    {"client_id", kRbd},
+    {"keyring", kRbd},
+    {"cluster", kRbd},
+}};
+constexpr std::array<std::string_view, 4> kNbdSchemes = {"nbd://", "nbds://", "nbd+unix://", "nbds+unix://"};
 constexpr std::array<std::string_view, 3> kRecoveryNames = {"none", "reissue", "fail-io"};
 
 std::string describe(std::string_view field, std::string_view reason) {
@@ -187,11 +221,32 @@ json parseObject(std::string_view text) {
   return doc;
 }
 
+const Key* findKey(std::string_view name) {
+  const auto found = std::ranges::find(kKeys, name, &Key::name);
+  return found == kKeys.end() ? nullptr : &*found;
+}
+
 void rejectUnknownKeys(const json& doc) {
   for (const auto& [key, value] : doc.items()) {
-    if (std::ranges::find(kKnownKeys, key) == kKnownKeys.end()) {
-      throw SpecError(pointerTo(key), fmt::format("unknown key (known: {})", joined(kKnownKeys)));
+    if (findKey(key) == nullptr) {
+      std::vector<std::string_view> known;
+      for (const Key& k : kKeys) known.push_back(k.name);
+      throw SpecError(pointerTo(key), fmt::format("unknown key (known: {})", joined(known)));
     }
+  }
+}
+
+// A key of another target: a spec that says it wants something this target cannot do.
+void rejectForeignKeys(const json& doc, TargetKind target) {
+  for (const auto& [key, value] : doc.items()) {
+    const unsigned targets = findKey(key)->targets;
+    if ((targets & bitOf(target)) != 0) continue;
+    std::vector<std::string_view> takers;
+    for (size_t t = 0; t < kTargetNames.size(); ++t) {
+      if ((targets & (1u << t)) != 0) takers.push_back(kTargetNames[t]);
+    }
+    throw SpecError(pointerTo(key), fmt::format("the {} target takes no {} (only {} {})", toString(target), key,
+                                                fmt::join(takers, " and "), takers.size() == 1 ? "does" : "do"));
   }
 }
 
@@ -216,18 +271,73 @@ TargetKind readTarget(const json& doc) {
   return static_cast<TargetKind>(readChoice(*target, "/target", kTargetNames));
 }
 
+// A string handed to C code: a "\u0000" escape would silently cut it short there.
+const std::string& readCString(const json& value, const std::string& field) {
+  const std::string& text = readString(value, field);
+  if (text.find('\0') != std::string::npos) throw SpecError(field, "must not contain a NUL character");
+  return text;
+}
+
+std::string readAbsolutePath(const json& value, const std::string& field) {
+  const std::string& text = readCString(value, field);
+  if (!text.starts_with('/')) throw SpecError(field, fmt::format("must be an absolute path (got {})", value.dump()));
+  return text;
+}
+
 std::string readPath(const json& doc, TargetKind target) {
   const json* path = member(doc, "path");
-  if (target == TargetKind::Null) {
-    if (path) throw SpecError("/path", "only the loop target takes a path");
-    return {};
+  if ((bitOf(target) & kFiles) == 0) return {};
+  if (!path) throw SpecError("/path", fmt::format("is required for the {} target", toString(target)));
+  return readAbsolutePath(*path, "/path");
+}
+
+// An optional string key; `read` checks and converts it.
+template <typename Read>
+void readOptional(const json& doc, const char* key, std::string& into, Read read) {
+  if (const json* value = member(doc, key)) into = read(*value, pointerTo(key));
+}
+
+NbdSpec readNbd(const json& doc) {
+  NbdSpec nbd;
+  const json* uri = member(doc, "uri");
+  if (!uri) throw SpecError("/uri", "is required for the nbd target");
+  nbd.uri = readCString(*uri, "/uri");
+  const auto scheme = std::ranges::find_if(kNbdSchemes, [&](std::string_view s) { return nbd.uri.starts_with(s); });
+  if (scheme == kNbdSchemes.end()) {
+    throw SpecError("/uri", fmt::format("must be an NBD URI starting {} (got {})", joined(kNbdSchemes), uri->dump()));
   }
-  if (!path) throw SpecError("/path", "is required for the loop target");
-  const std::string& text = readString(*path, "/path");
-  // A "\u0000" escape would silently cut the path short at open().
-  if (text.find('\0') != std::string::npos) throw SpecError("/path", "must not contain a NUL character");
-  if (!text.starts_with('/')) throw SpecError("/path", fmt::format("must be an absolute path (got {})", path->dump()));
+  readOptional(doc, "tls_certificates", nbd.tlsCertificates, readAbsolutePath);
+  readOptional(doc, "tls_psk_file", nbd.tlsPskFile, readAbsolutePath);
+  readOptional(doc, "tls_username", nbd.tlsUsername, readCString);
+  if (const json* verify = member(doc, "tls_verify_peer")) nbd.tlsVerifyPeer = readBool(*verify, "/tls_verify_peer");
+  if (!scheme->starts_with("nbds")) {
+    for (const char* key : {"tls_certificates", "tls_psk_file", "tls_username", "tls_verify_peer"}) {
+      if (member(doc, key)) throw SpecError(pointerTo(key), "needs TLS: an nbds:// or nbds+unix:// uri");
+    }
+  }
+  return nbd;
+}
+
+// A pool or image name as rbd spells it: not empty, and without the separators of pool/image@snap.
+std::string readRbdName(const json& value, const std::string& field) {
+  const std::string& text = readCString(value, field);
+  if (text.empty()) throw SpecError(field, "must not be empty");
+  if (text.find_first_of("/@") != std::string::npos) {
+    throw SpecError(field, fmt::format("must not contain '/' or '@' (got {})", value.dump()));
+  }
   return text;
+}
+
+RbdSpec readRbd(const json& doc) {
+  RbdSpec rbd;
+  if (!member(doc, "image")) throw SpecError("/image", "is required for the rbd target");
+  readOptional(doc, "image", rbd.image, readRbdName);
+  readOptional(doc, "pool", rbd.pool, readRbdName);
+  readOptional(doc, "ceph_conf", rbd.cephConf, readAbsolutePath);
+  readOptional(doc, "keyring", rbd.keyring, readAbsolutePath);
+  readOptional(doc, "client_id", rbd.clientId, readRbdName);
+  readOptional(doc, "cluster", rbd.cluster, readRbdName);
+  return rbd;
 }
 
 std::optional<uint32_t> readBlockSize(const json& doc) {
@@ -273,7 +383,15 @@ DeviceSpec parseDeviceSpec(std::string_view text) {
   checkVersion(doc);
   DeviceSpec spec;
   spec.target = readTarget(doc);
+  rejectForeignKeys(doc, spec.target);
   spec.path = readPath(doc, spec.target);
+  if (spec.target == TargetKind::Nbd) spec.nbd = readNbd(doc);
+  if (spec.target == TargetKind::Rbd) spec.rbd = readRbd(doc);
+  if (const json* format = member(doc, "format"))
+    spec.format = kImageFormats[readChoice(*format, "/format", kImageFormats)];
+  if (const json* timeout = member(doc, "reconnect_timeout")) {
+    spec.reconnectTimeout = static_cast<uint32_t>(readInRange(*timeout, "/reconnect_timeout", 0, kMaxReconnectTimeout));
+  }
   spec.blockSize = readBlockSize(doc);
   spec.size = readSize(doc, spec.target, spec.blockSize.value_or(kDefaultBlockSize));
   if (const json* queues = member(doc, "queues")) {

@@ -7,12 +7,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 namespace ublkd {
 
-enum class TargetKind { Null, Loop };
+enum class TargetKind { Null, Loop, Nbd, Qcow2, Rbd };
 enum class Recovery { None, Reissue, FailIo };
 
 // Defaults and limits, declared once so that help texts and the schema test can quote them.
@@ -29,11 +30,35 @@ inline constexpr uint64_t kMaxSize = uint64_t{1} << 50;
 inline constexpr std::array<std::string_view, 4> kSchedulers = {"none", "mq-deadline", "kyber", "bfq"};
 inline constexpr std::string_view kDefaultScheduler = "none";
 inline constexpr Recovery kDefaultRecovery = Recovery::Reissue;
+// How long I/O waits for a lost NBD server (or a restarted qemu-storage-daemon) before it fails.
+inline constexpr uint32_t kDefaultReconnectTimeout = 30;
+inline constexpr uint32_t kMaxReconnectTimeout = 86400;
+// The image formats of the qcow2 target: QEMU's block drivers that are plain image files.
+inline constexpr std::array<std::string_view, 7> kImageFormats = {"qcow2", "raw", "vmdk", "vhdx", "vdi", "vpc", "qed"};
+
+// The nbd target's export and how to reach it: libnbd's URI and TLS settings ("" = libnbd's default).
+struct NbdSpec {
+  std::string uri;              // nbd://, nbds://, nbd+unix:// or nbds+unix://
+  std::string tlsCertificates;  // directory of X.509 files
+  std::string tlsPskFile;
+  std::string tlsUsername;
+  bool tlsVerifyPeer = true;
+};
+
+// The rbd target's image and the cluster's client settings ("" = librados's default).
+struct RbdSpec {
+  std::string pool = "rbd";
+  std::string image;
+  std::string cephConf;  // ceph.conf path
+  std::string clientId;  // "admin" for client.admin
+  std::string keyring;
+  std::string cluster;  // cluster name ("ceph")
+};
 
 struct DeviceSpec {
   TargetKind target = TargetKind::Null;
-  std::string path;              // backing file or block device (loop only; empty for null)
-  std::optional<uint64_t> size;  // bytes; required for null; for loop, optional (defaults to backing size later)
+  std::string path;              // loop: backing file or block device; qcow2: the image
+  std::optional<uint64_t> size;  // bytes; required for null; elsewhere it defaults to the backing's size
   uint16_t queues = kDefaultQueues;
   uint16_t depth = kDefaultDepth;
   std::optional<uint32_t> blockSize;  // logical block size in bytes; unset = 512 for null, backing's for loop
@@ -41,6 +66,10 @@ struct DeviceSpec {
   std::optional<bool> directIo;  // unset = decide from the backing store
   std::string scheduler{kDefaultScheduler};
   Recovery recovery = kDefaultRecovery;
+  std::string format{kImageFormats[0]};  // qcow2 target
+  NbdSpec nbd;
+  RbdSpec rbd;
+  uint32_t reconnectTimeout = kDefaultReconnectTimeout;  // seconds; nbd and qcow2
 };
 
 // A rejected spec: `field` is the JSON path of the offending field ("/queues", "/size", or "" for

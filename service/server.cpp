@@ -90,12 +90,14 @@ abi::Params paramsFor(const Geometry& g, const abi::DevInfo& info) {
   abi::Params p{};
   p.types = abi::param::kTypeBasic;
   p.basic.attrs = (g.readOnly ? abi::param::kAttrReadOnly : 0) |
-                  (g.volatileCache ? abi::param::kAttrVolatileCache | abi::param::kAttrFua : 0);
+                  (g.volatileCache ? abi::param::kAttrVolatileCache : 0) |
+                  (g.volatileCache && g.fua ? abi::param::kAttrFua : 0);
   p.basic.logical_bs_shift = shiftOf(g.logicalBlock);
   p.basic.physical_bs_shift = shiftOf(g.physicalBlock);
   p.basic.io_min_shift = shiftOf(g.physicalBlock);
   p.basic.io_opt_shift = shiftOf(g.physicalBlock);
-  p.basic.max_sectors = info.max_io_buf_bytes >> 9;
+  p.basic.max_sectors =
+      (g.maxRequestBytes != 0 ? std::min(info.max_io_buf_bytes, g.maxRequestBytes) : info.max_io_buf_bytes) >> 9;
   p.basic.dev_sectors = g.sizeBytes >> 9;
   if (g.discard || g.writeZeroes) {
     p.types |= abi::param::kTypeDiscard;
@@ -182,6 +184,7 @@ class Device {
   const abi::DevInfo& info() const { return info_; }
 
   void startQueues(Target& target) {
+    target_ = &target;
     charFd_ = ublk::openCharDevice(id());
     stopFd_ = ublk::UniqueFd(::eventfd(0, EFD_CLOEXEC));
     if (!stopFd_) ublk::throwErrno(errno, "eventfd");
@@ -285,7 +288,10 @@ class Device {
     stopping_ = true;
     const bool deleting = !keepDevice_ && (origin_ == Origin::Added || started_);
     control_.setDeadline(kStopDeadline);
-    if (started_ && deleting) attempt("STOP_DEV", [this] { control_.stopDevice(id()); });
+    if (started_ && deleting) {
+      target_->stopping();
+      attempt("STOP_DEV", [this] { control_.stopDevice(id()); });
+    }
     if (stopFd_ && (!started_ || keepDevice_)) {
       // STOP_DEV is not (or was not) coming to abort the fetches: tell the queue threads directly.
       const uint64_t one = 1;
@@ -304,6 +310,7 @@ class Device {
   ublk::DataPath dataPath_;
   Origin origin_;
   bool keepDevice_ = false;
+  Target* target_ = nullptr;  // set by startQueues; outlives the device
   ublk::UniqueFd charFd_;
   ublk::UniqueFd stopFd_;
   std::vector<int> files_;
@@ -368,8 +375,9 @@ int Server::run() {
     device.emplace(control, info, grantedDataPath(preferred, info.flags), Device::Origin::Recovered);
   } else {
     const Geometry geometry = target->geometry();
+    const uint16_t queues = std::min(spec_.queues, target->maxQueues().value_or(spec_.queues));
     const abi::DevInfo granted =
-        control.addDevice({.nr_hw_queues = spec_.queues,
+        control.addDevice({.nr_hw_queues = queues,
                            .queue_depth = spec_.depth,
                            .max_io_buf_bytes = kMaxIoBytes,
                            .dev_id = UINT32_MAX,
@@ -377,9 +385,9 @@ int Server::run() {
                            .ublksrv_flags = options_.cookie});
     device.emplace(control, granted, grantedDataPath(preferred, granted.flags), Device::Origin::Added);
     if (events_.onAdded) events_.onAdded(device->id());
-    if (granted.nr_hw_queues != spec_.queues || granted.queue_depth != spec_.depth) {
+    if (granted.nr_hw_queues != queues || granted.queue_depth != spec_.depth) {
       fmt::print(stderr, "ublkd serve: device {}: the kernel granted {} queues of depth {} (asked {} of {})\n",
-                 device->id(), granted.nr_hw_queues, granted.queue_depth, spec_.queues, spec_.depth);
+                 device->id(), granted.nr_hw_queues, granted.queue_depth, queues, spec_.depth);
     }
     control.setParams(device->id(), paramsFor(geometry, granted));
   }

@@ -11,7 +11,7 @@
 namespace ublkd {
 namespace {
 
-constexpr std::array<std::pair<ErrorKind, std::string_view>, 8> kNames{{
+constexpr std::array<std::pair<ErrorKind, std::string_view>, 9> kNames{{
     {ErrorKind::InvalidSpec, "InvalidSpec"},
     {ErrorKind::NotFound, "NotFound"},
     {ErrorKind::Exists, "Exists"},
@@ -19,6 +19,7 @@ constexpr std::array<std::pair<ErrorKind, std::string_view>, 8> kNames{{
     {ErrorKind::KernelUnsupported, "KernelUnsupported"},
     {ErrorKind::PermissionDenied, "PermissionDenied"},
     {ErrorKind::Timeout, "Timeout"},
+    {ErrorKind::BackendUnavailable, "BackendUnavailable"},
     {ErrorKind::Failed, "Failed"},
 }};
 

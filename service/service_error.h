@@ -12,7 +12,20 @@ namespace ublkd {
 
 // Timeout: a deadline passed while the kernel or a backing store did not answer (a hung disk,
 // a queue daemon stuck in the kernel); the operation may still complete later.
-enum class ErrorKind { InvalidSpec, NotFound, Exists, Busy, KernelUnsupported, PermissionDenied, Timeout, Failed };
+// BackendUnavailable: the storage a spec names could not be reached or opened (an NBD server
+// that refuses or lacks the export, a TLS handshake that failed, a Ceph pool or image that is not
+// there, an image QEMU cannot open).
+enum class ErrorKind {
+  InvalidSpec,
+  NotFound,
+  Exists,
+  Busy,
+  KernelUnsupported,
+  PermissionDenied,
+  Timeout,
+  BackendUnavailable,
+  Failed
+};
 
 std::string_view errorKindName(ErrorKind kind);  // "InvalidSpec", ...
 std::optional<ErrorKind> errorKindFromName(std::string_view name);

@@ -9,6 +9,11 @@ std::unique_ptr<Target> makeTarget(const DeviceSpec& spec, std::optional<Backing
       return makeNullTarget(spec);
     case TargetKind::Loop:
       return makeLoopTarget(spec, backing ? std::move(*backing) : BackingStore::open(spec.path, spec.readOnly));
+    case TargetKind::Nbd:
+      return makeNbdTarget(spec);
+    case TargetKind::Qcow2:
+    case TargetKind::Rbd:
+      break;
   }
   throw SpecError("/target", "unknown target");
 }

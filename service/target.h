@@ -25,7 +25,9 @@ struct Geometry {
   uint32_t discardGranularity = 0;               // bytes; 0 = the physical block
   uint32_t maxDiscardSectors = UINT32_MAX >> 9;  // per request
   uint32_t maxWriteZeroesSectors = UINT32_MAX >> 9;
-  bool volatileCache = true;  // FLUSH and FUA mean something
+  bool volatileCache = true;     // FLUSH means something
+  bool fua = true;               // with volatileCache: FUA writes are served (else the kernel flushes after them)
+  uint32_t maxRequestBytes = 0;  // the largest request the target takes; 0 = any the device allows
 };
 
 class Target {
@@ -39,6 +41,11 @@ class Target {
   // the feature it needs, and every handler must serve Copy too.
   virtual ublk::DataPath preferredDataPath() const { return ublk::DataPath::Copy; }
   virtual std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t queue, uint16_t depth, ublk::DataPath path) = 0;
+  // The most queues the target can serve (an NBD server without multi-conn: one); nullopt = any.
+  virtual std::optional<uint16_t> maxQueues() const { return std::nullopt; }
+  // The device is about to be stopped (from the server's main thread): I/O that waits for a
+  // backend to come back should fail now rather than hold up STOP_DEV.
+  virtual void stopping() {}
 };
 
 // Makes the spec's target and checks it against what it serves; throws SpecError naming the field
@@ -48,5 +55,7 @@ std::unique_ptr<Target> makeTarget(const DeviceSpec& spec, std::optional<Backing
 
 std::unique_ptr<Target> makeNullTarget(const DeviceSpec& spec);
 std::unique_ptr<Target> makeLoopTarget(const DeviceSpec& spec, BackingStore backing);
+// `kind` is the name the target reports ("nbd", or the target built on it).
+std::unique_ptr<Target> makeNbdTarget(const DeviceSpec& spec, std::string_view kind = "nbd");
 
 }  // namespace ublkd

@@ -205,7 +205,9 @@ TEST(ParseDeviceSpec, RejectsAnUnknownKeyAndListsTheKnownOnes) {
   EXPECT_THAT(rejectionOf(nullSpec(R"("sise": 4096)")),
               Rejects("/sise",
                       "unknown key (known: version, target, path, size, queues, depth, block_size, "
-                      "read_only, direct_io, scheduler, recovery)"));
+                      "read_only, direct_io, scheduler, recovery, format, uri, tls_certificates, tls_psk_file, "
+                      "tls_username, tls_verify_peer, reconnect_timeout, pool, image, ceph_conf, client_id, "
+                      "keyring, cluster)"));
 }
 
 TEST(ParseDeviceSpec, UnknownKeyFieldIsAnEscapedJsonPointer) {
@@ -233,20 +235,86 @@ TEST(ParseDeviceSpec, RejectsAVersionOtherThanOne) {
 }
 
 TEST(ParseDeviceSpec, RejectsAMissingTarget) {
-  EXPECT_THAT(rejectionOf(R"({"size": 4096})"), Rejects("/target", "is required (one of null, loop)"));
+  EXPECT_THAT(rejectionOf(R"({"size": 4096})"), Rejects("/target", "is required (one of null, loop, nbd, qcow2, rbd)"));
   EXPECT_THAT(rejectionOf("{}"), Rejects("/target", "is required"));
 }
 
 TEST(ParseDeviceSpec, RejectsAnUnknownTarget) {
   EXPECT_THAT(rejectionOf(R"({"target": "nul", "size": 4096})"),
-              Rejects("/target", R"(must be one of null, loop (got "nul"))"));
+              Rejects("/target", R"(must be one of null, loop, nbd, qcow2, rbd (got "nul"))"));
   EXPECT_THAT(rejectionOf(R"({"target": "Null", "size": 4096})"), Rejects("/target", "must be one of null, loop"));
   EXPECT_THAT(rejectionOf(R"({"target": null, "size": 4096})"), Rejects("/target", "must be a string, not null"));
   EXPECT_THAT(rejectionOf(R"({"target": 0, "size": 4096})"), Rejects("/target", "must be a string, not an integer"));
 }
 
 TEST(ParseDeviceSpec, RejectsAPathOnANullTarget) {
-  EXPECT_THAT(rejectionOf(nullSpec(R"("path": "/tmp/x.img")")), Rejects("/path", "only the loop target takes a path"));
+  EXPECT_THAT(rejectionOf(nullSpec(R"("path": "/tmp/x.img")")),
+              Rejects("/path", "the null target takes no path (only loop and qcow2 do)"));
+}
+
+TEST(ParseDeviceSpec, RejectsAnotherTargetsKey) {
+  EXPECT_THAT(rejectionOf(R"({"target": "loop", "path": "/a", "uri": "nbd://h/e"})"),
+              Rejects("/uri", "the loop target takes no uri (only nbd does)"));
+  EXPECT_THAT(rejectionOf(R"({"target": "nbd", "uri": "nbd://h/e", "pool": "rbd"})"),
+              Rejects("/pool", "the nbd target takes no pool (only rbd does)"));
+  EXPECT_THAT(rejectionOf(R"({"target": "rbd", "image": "i", "direct_io": true})"),
+              Rejects("/direct_io", "the rbd target takes no direct_io (only loop and qcow2 do)"));
+}
+
+// --- nbd, qcow2 and rbd ---
+
+TEST(ParseDeviceSpec, ReadsAnNbdSpec) {
+  const ublkd::DeviceSpec spec = ublkd::parseDeviceSpec(
+      R"({"target": "nbd", "uri": "nbds://server/disk", "tls_certificates": "/etc/pki/ublkd", "tls_verify_peer": false,
+          "tls_username": "alice", "reconnect_timeout": 5, "queues": 4})");
+  EXPECT_EQ(spec.target, ublkd::TargetKind::Nbd);
+  EXPECT_EQ(spec.nbd.uri, "nbds://server/disk");
+  EXPECT_EQ(spec.nbd.tlsCertificates, "/etc/pki/ublkd");
+  EXPECT_EQ(spec.nbd.tlsUsername, "alice");
+  EXPECT_FALSE(spec.nbd.tlsVerifyPeer);
+  EXPECT_EQ(spec.reconnectTimeout, 5u);
+  EXPECT_EQ(spec.queues, 4);
+  EXPECT_FALSE(spec.size.has_value());
+  EXPECT_EQ(ublkd::parseDeviceSpec(R"({"target": "nbd", "uri": "nbd+unix:///e?socket=/run/s"})").reconnectTimeout,
+            ublkd::kDefaultReconnectTimeout);
+}
+
+TEST(ParseDeviceSpec, RejectsABadNbdSpec) {
+  EXPECT_THAT(rejectionOf(R"({"target": "nbd"})"), Rejects("/uri", "is required for the nbd target"));
+  EXPECT_THAT(rejectionOf(R"({"target": "nbd", "uri": "http://h/e"})"),
+              Rejects("/uri", "must be an NBD URI starting nbd://, nbds://, nbd+unix://, nbds+unix://"));
+  EXPECT_THAT(rejectionOf(R"({"target": "nbd", "uri": "nbd+vsock:///e"})"), Rejects("/uri", "must be an NBD URI"));
+  EXPECT_THAT(rejectionOf(R"({"target": "nbd", "uri": 7})"), Rejects("/uri", "must be a string, not an integer"));
+  EXPECT_THAT(rejectionOf(R"({"target": "nbd", "uri": "nbd://h/e\u0000x"})"), Rejects("/uri", "NUL"));
+  EXPECT_THAT(rejectionOf(R"({"target": "nbd", "uri": "nbd://h/e", "tls_psk_file": "/k"})"),
+              Rejects("/tls_psk_file", "needs TLS: an nbds:// or nbds+unix:// uri"));
+  EXPECT_THAT(rejectionOf(R"({"target": "nbd", "uri": "nbds://h/e", "tls_psk_file": "k"})"),
+              Rejects("/tls_psk_file", "must be an absolute path"));
+  EXPECT_THAT(rejectionOf(R"({"target": "nbd", "uri": "nbd://h/e", "reconnect_timeout": -1})"),
+              Rejects("/reconnect_timeout", "must be between 0 and 86400"));
+}
+
+TEST(ParseDeviceSpec, ReadsAnImageSpec) {
+  const ublkd::DeviceSpec qcow2 = ublkd::parseDeviceSpec(R"({"target": "qcow2", "path": "/var/lib/ublk/vm.qcow2"})");
+  EXPECT_EQ(qcow2.path, "/var/lib/ublk/vm.qcow2");
+  EXPECT_EQ(qcow2.format, "qcow2");
+  EXPECT_EQ(ublkd::parseDeviceSpec(R"({"target": "qcow2", "path": "/a.vmdk", "format": "vmdk"})").format, "vmdk");
+  EXPECT_THAT(rejectionOf(R"({"target": "qcow2"})"), Rejects("/path", "is required for the qcow2 target"));
+  EXPECT_THAT(rejectionOf(R"({"target": "qcow2", "path": "/a", "format": "iso"})"),
+              Rejects("/format", "must be one of qcow2, raw, vmdk, vhdx, vdi, vpc, qed"));
+}
+
+TEST(ParseDeviceSpec, ReadsAnRbdSpec) {
+  const ublkd::DeviceSpec spec = ublkd::parseDeviceSpec(
+      R"({"target": "rbd", "image": "disk0", "ceph_conf": "/etc/ceph/ceph.conf", "client_id": "ublk",
+          "keyring": "/etc/ceph/ceph.client.ublk.keyring"})");
+  EXPECT_EQ(spec.rbd.pool, "rbd");
+  EXPECT_EQ(spec.rbd.image, "disk0");
+  EXPECT_EQ(spec.rbd.clientId, "ublk");
+  EXPECT_EQ(spec.rbd.keyring, "/etc/ceph/ceph.client.ublk.keyring");
+  EXPECT_THAT(rejectionOf(R"({"target": "rbd", "pool": "rbd"})"), Rejects("/image", "is required for the rbd target"));
+  EXPECT_THAT(rejectionOf(R"({"target": "rbd", "image": "a@snap"})"), Rejects("/image", "must not contain '/' or '@'"));
+  EXPECT_THAT(rejectionOf(R"({"target": "rbd", "image": "a", "pool": ""})"), Rejects("/pool", "must not be empty"));
 }
 
 TEST(ParseDeviceSpec, RejectsALoopTargetWithoutAPath) {
@@ -477,12 +545,18 @@ TEST_F(DeviceSpecSchema, NamesExactlyTheKeysTheParserKnows) {
     EXPECT_TRUE(value.contains("description")) << key;
   }
   EXPECT_THAT(keys, ::testing::UnorderedElementsAre("version", "target", "path", "size", "queues", "depth",
-                                                    "block_size", "read_only", "direct_io", "scheduler", "recovery"));
+                                                    "block_size", "read_only", "direct_io", "scheduler", "recovery",
+                                                    "format", "uri", "tls_certificates", "tls_psk_file", "tls_username",
+                                                    "tls_verify_peer", "reconnect_timeout", "pool", "image",
+                                                    "ceph_conf", "client_id", "keyring", "cluster"));
 }
 
 TEST_F(DeviceSpecSchema, EnumsMatchTheParser) {
   EXPECT_EQ(property("target").at("enum"),
-            json::array({ublkd::toString(TargetKind::Null), ublkd::toString(TargetKind::Loop)}));
+            json::array({ublkd::toString(TargetKind::Null), ublkd::toString(TargetKind::Loop),
+                         ublkd::toString(TargetKind::Nbd), ublkd::toString(TargetKind::Qcow2),
+                         ublkd::toString(TargetKind::Rbd)}));
+  EXPECT_EQ(property("format").at("enum"), json(ublkd::kImageFormats));
   EXPECT_EQ(property("recovery").at("enum"),
             json::array({ublkd::toString(Recovery::None), ublkd::toString(Recovery::Reissue),
                          ublkd::toString(Recovery::FailIo)}));
@@ -502,6 +576,11 @@ TEST_F(DeviceSpecSchema, RangesAndDefaultsMatchTheConstants) {
   EXPECT_EQ(property("scheduler").at("default"), ublkd::kDefaultScheduler);
   EXPECT_EQ(property("recovery").at("default"), ublkd::toString(ublkd::kDefaultRecovery));
   EXPECT_EQ(property("read_only").at("default"), DeviceSpec{}.readOnly);
+  EXPECT_EQ(property("reconnect_timeout").at("default"), ublkd::kDefaultReconnectTimeout);
+  EXPECT_EQ(property("reconnect_timeout").at("maximum"), ublkd::kMaxReconnectTimeout);
+  EXPECT_EQ(property("format").at("default"), DeviceSpec{}.format);
+  EXPECT_EQ(property("pool").at("default"), DeviceSpec{}.rbd.pool);
+  EXPECT_EQ(property("tls_verify_peer").at("default"), DeviceSpec{}.nbd.tlsVerifyPeer);
 }
 
 }  // namespace

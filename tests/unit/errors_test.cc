@@ -8,9 +8,9 @@
 namespace ublkd::bus {
 namespace {
 
-constexpr ErrorKind kAll[] = {
-    ErrorKind::InvalidSpec,       ErrorKind::NotFound,         ErrorKind::Exists,  ErrorKind::Busy,
-    ErrorKind::KernelUnsupported, ErrorKind::PermissionDenied, ErrorKind::Timeout, ErrorKind::Failed};
+constexpr ErrorKind kAll[] = {ErrorKind::InvalidSpec, ErrorKind::NotFound,           ErrorKind::Exists,
+                              ErrorKind::Busy,        ErrorKind::KernelUnsupported,  ErrorKind::PermissionDenied,
+                              ErrorKind::Timeout,     ErrorKind::BackendUnavailable, ErrorKind::Failed};
 
 TEST(NamedErrors, BusNamesRoundTrip) {
   for (const ErrorKind kind : kAll) EXPECT_EQ(kindOfBusError(errorName(kind)), kind) << errorName(kind);

@@ -146,6 +146,10 @@ class RingSqeSource final : public ublk::SqeSource {
     return sqe;
   }
 
+  // The loop and null targets use neither: they finish every request on one of its own CQEs.
+  io_uring_sqe* eventSqe(uint8_t) override { throw std::logic_error("unexpected eventSqe"); }
+  void finishRequest(uint16_t tag, int) override { ADD_FAILURE() << "unexpected finishRequest for tag " << tag; }
+
   // Serves one request to its final result, as Queue::run does.
   int serve(RequestHandler& handler, uint16_t tag, const IoDesc& desc, std::byte* data) {
     return finish(handler, tag, handler.start(*this, tag, desc, data));

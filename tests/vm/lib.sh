@@ -101,12 +101,13 @@ fio_verify() {
 }
 
 # serve_device SPEC_JSON: starts `ublkd serve` (or $UBLKD_BIN serve) on the spec in the background and waits (10 s at
-# most) for the /dev/ublkbN it prints. Sets UBLK_DEV and UBLK_PID; the device is stopped at exit
-# if the test has not stopped it itself.
+# most) for the /dev/ublkbN it prints. Sets UBLK_DEV, UBLK_PID and UBLK_OUT (the daemon's output);
+# the device is stopped at exit if the test has not stopped it itself.
 serve_device() {
   local spec out i
   spec=$(mktemp /var/tmp/ublkvm-spec.XXXXXX)
   out=$(mktemp /var/tmp/ublkvm-serve.XXXXXX)
+  UBLK_OUT=$out
   defer rm -f "$spec" "$out"
   echo "$1" >"$spec"
   "${UBLKD_BIN:-ublkd}" serve --spec "$spec" >"$out" 2>&1 &
