@@ -12,6 +12,7 @@ std::unique_ptr<Target> makeTarget(const DeviceSpec& spec, std::optional<Backing
     case TargetKind::Nbd:
       return makeNbdTarget(spec);
     case TargetKind::Qcow2:
+      return makeQcow2Target(spec);
     case TargetKind::Rbd:
       break;
   }

@@ -57,5 +57,6 @@ std::unique_ptr<Target> makeNullTarget(const DeviceSpec& spec);
 std::unique_ptr<Target> makeLoopTarget(const DeviceSpec& spec, BackingStore backing);
 // `kind` is the name the target reports ("nbd", or the target built on it).
 std::unique_ptr<Target> makeNbdTarget(const DeviceSpec& spec, std::string_view kind = "nbd");
+std::unique_ptr<Target> makeQcow2Target(const DeviceSpec& spec);
 
 }  // namespace ublkd

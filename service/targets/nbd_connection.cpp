@@ -27,7 +27,7 @@ void check(int ret, const char* what) {
 
 std::string nbdError() {
   const char* text = nbd_get_error();
-  if (text == nullptr) return "unknown libnbd error";
+  if (text == nullptr) return "the connection was closed";
   std::string_view error(text);
   // "nbd_aio_connect_uri: connect: Connection refused" -> "connect: Connection refused"
   if (error.starts_with("nbd_") && error.find(": ") != std::string_view::npos)
