@@ -62,6 +62,8 @@ uint64_t wantedFlags(const DeviceSpec& spec, uint64_t features) {
   }
   // QUIESCE_DEV (planned handover) needs USER_RECOVERY.
   if ((flags & f::kUserRecovery) != 0) flags |= features & f::kQuiesce;
+  // A backend resized under a live device (rbd) is followed where the kernel can.
+  flags |= features & f::kUpdateSize;
   return flags;
 }
 
@@ -135,6 +137,7 @@ sigset_t serverSignals() {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGUSR1);  // a queue thread failed
   sigaddset(&set, SIGUSR2);  // hand the device over to a successor
+  sigaddset(&set, SIGHUP);   // the target's size changed (raised by the target's watch)
   return set;
 }
 
@@ -340,6 +343,29 @@ void guardAgainstReclaim() {
 
 }  // namespace
 
+// The backend's size changed under the live device: UPDATE_SIZE where the device has it (Linux
+// 6.16), unless the spec fixed the size; otherwise say what the device keeps.
+void Server::followResize(ublk::ControlDevice& control, const abi::DevInfo& info, uint64_t bytes) {
+  const uint64_t sectors = bytes >> 9;
+  if (spec_.size) {
+    fmt::print(stderr, "ublkd serve: device {}: the backend is now {} bytes; the device keeps the spec's {}\n",
+               info.dev_id, bytes, *spec_.size);
+  } else if ((info.flags & abi::feature::kUpdateSize) == 0) {
+    fmt::print(stderr,
+               "ublkd serve: device {}: the backend is now {} bytes; this kernel cannot resize a live device "
+               "(UPDATE_SIZE), so the device keeps its size until it is restarted\n",
+               info.dev_id, bytes);
+  } else {
+    try {
+      control.updateSize(info.dev_id, sectors);
+      fmt::print(stderr, "ublkd serve: device {}: resized to {} bytes, as its backend\n", info.dev_id, sectors << 9);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "ublkd serve: device {}: cannot follow the backend to {} bytes: {}\n", info.dev_id, bytes,
+                 e.what());
+    }
+  }
+}
+
 int Server::run() {
   const sigset_t signals = serverSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
@@ -405,8 +431,16 @@ int Server::run() {
                                    .bytes = control.getParams(device->id()).basic.dev_sectors << 9});
   }
 
+  // The size the backend now has, from the target's watch thread; 0 = no change to apply.
+  static std::atomic<uint64_t> resizedTo = 0;
+  target->watchSize([](uint64_t bytes) {
+    resizedTo = bytes;
+    ::kill(::getpid(), SIGHUP);
+  });
   int signal = 0;
-  sigwait(&signals, &signal);
+  while (sigwait(&signals, &signal) == 0 && signal == SIGHUP) {
+    if (const uint64_t bytes = resizedTo.exchange(0); bytes != 0) followResize(control, device->info(), bytes);
+  }
   if (signal == SIGUSR2) {
     try {
       device->handOver();

@@ -9,7 +9,9 @@
 #include <functional>
 #include <optional>
 
+#include "abi.h"
 #include "backing_store.h"
+#include "control_device.h"
 #include "device_spec.h"
 #include "serve_status.h"
 
@@ -37,6 +39,8 @@ class Server {
   int run();
 
  private:
+  void followResize(ublk::ControlDevice& control, const ublk::abi::DevInfo& info, uint64_t bytes);
+
   DeviceSpec spec_;
   Events events_;
   Options options_;

@@ -14,7 +14,7 @@ std::unique_ptr<Target> makeTarget(const DeviceSpec& spec, std::optional<Backing
     case TargetKind::Qcow2:
       return makeQcow2Target(spec);
     case TargetKind::Rbd:
-      break;
+      return makeRbdTarget(spec);
   }
   throw SpecError("/target", "unknown target");
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -46,6 +47,9 @@ class Target {
   // The device is about to be stopped (from the server's main thread): I/O that waits for a
   // backend to come back should fail now rather than hold up STOP_DEV.
   virtual void stopping() {}
+  // Once the device is live: calls onResize (from any thread) with the backing's new size in
+  // bytes whenever it changes in the backend (an RBD image resized in the cluster).
+  virtual void watchSize(std::function<void(uint64_t)> /*onResize*/) {}
 };
 
 // Makes the spec's target and checks it against what it serves; throws SpecError naming the field
@@ -58,5 +62,6 @@ std::unique_ptr<Target> makeLoopTarget(const DeviceSpec& spec, BackingStore back
 // `kind` is the name the target reports ("nbd", or the target built on it).
 std::unique_ptr<Target> makeNbdTarget(const DeviceSpec& spec, std::string_view kind = "nbd");
 std::unique_ptr<Target> makeQcow2Target(const DeviceSpec& spec);
+std::unique_ptr<Target> makeRbdTarget(const DeviceSpec& spec);
 
 }  // namespace ublkd

@@ -250,6 +250,35 @@ unit_loop_device() {
   wait_for_link "$1"
 }
 
+# fs_fill DEVICE: a new ext4 (metadata checksums on) with three 4 MiB random files, their sums
+# kept; unmounted again. fs_check DEVICE: e2fsck finds nothing, and the files read back the same.
+fs_fill() {
+  mkfs.ext4 -q -F -O metadata_csum "$1" || fail "mkfs.ext4 $1 failed"
+  mkdir -p /var/tmp/mnt
+  mount "$1" /var/tmp/mnt || fail "cannot mount $1"
+  defer "umount /var/tmp/mnt 2>/dev/null || true; rm -f /var/tmp/sums"
+  for i in 1 2 3; do head -c 4M /dev/urandom >"/var/tmp/mnt/f$i"; done
+  (cd /var/tmp/mnt && sha256sum f1 f2 f3) >/var/tmp/sums
+  umount /var/tmp/mnt
+}
+fs_check() {
+  e2fsck -fn "$1" >/dev/null 2>&1 || fail "e2fsck found errors on $1"
+  mount "$1" /var/tmp/mnt || fail "cannot mount $1"
+  (cd /var/tmp/mnt && sha256sum -c --quiet /var/tmp/sums) || fail "files on $1 changed"
+  umount /var/tmp/mnt
+}
+
+# create_device NAME SPEC_JSON: a device through ublkctl (so ublkd.service's sandbox applies),
+# from a spec file in /var/lib/ublk; sets DEV to its block device. Spec and device go at exit.
+create_device() {
+  mkdir -p /var/lib/ublk
+  echo "$2" >"/var/lib/ublk/$1.json"
+  defer rm -f "/var/lib/ublk/$1.json"
+  DEV=$(ublkctl create "$1" --spec "/var/lib/ublk/$1.json") ||
+    fail "cannot create $1: $(journal -u ublkd | tail -n 5)"
+  defer "ublkctl delete $1 --missing-ok"
+}
+
 # start_killer NAME: SIGKILLs device NAME's serving queue daemon every 2 s (only while the device
 # is live: a kill during recovery is the crash-loop case) until stop_killer, which sets KILLS to
 # the number of kills that hit.
@@ -279,7 +308,8 @@ ublk_prop() {
   ublkctl status "$1" --json 2>/dev/null | jq -r --arg key "$2" '.[$key] // ""' 2>/dev/null
 }
 
-# start_verifier DEVICE: fio write-then-verify passes (crc32c) over DEVICE, one after another in
+# start_verifier DEVICE [SIZE]: fio write-then-verify passes (crc32c, SIZE each, 32M unless
+# given) over DEVICE, one after another in
 # the background, until stop_verifier; stop_verifier fails the test if any pass saw an error or a
 # mismatch, and prints the passes and the longest I/O stall (completion latency) among them.
 start_verifier() {
@@ -288,7 +318,7 @@ start_verifier() {
     runs=0 stall=0
     while [ -e /var/tmp/verifying ]; do
       ms=$(fio_checked /var/tmp/verifier.json --name=verifier --filename="$1" --ioengine=io_uring --direct=1 \
-        --rw=randwrite --bs=4k --iodepth=16 --size=32M --verify=crc32c --verify_fatal=1 --do_verify=1) || exit 1
+        --rw=randwrite --bs=4k --iodepth=16 --size="${2:-32M}" --verify=crc32c --verify_fatal=1 --do_verify=1) || exit 1
       runs=$((runs + 1))
       stall=$(awk -v a="$stall" -v b="$ms" 'BEGIN { print (a > b) ? a : b }')
       echo "$runs $stall" >/var/tmp/verifier.result

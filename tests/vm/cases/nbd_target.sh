@@ -1,5 +1,6 @@
 #!/bin/bash
-# Description: the nbd target against real servers on Unix sockets in the guest. nbdkit memory
+# Description: the nbd target against real servers on Unix sockets in the guest. TLS with a
+# pre-shared key (and a wrong key refused). nbdkit memory
 # (2 queues over multi-conn): fio verify, discard reaching the server (its log shows the trims),
 # ext4 with metadata checksums across a remount. nbdkit file: the server SIGKILLed and restarted
 # under fio (no error, the data verifies), then killed for good (I/O fails with EIO after
@@ -29,6 +30,19 @@ start_nbdkit --filter=exportname memory 64M exportname=disk exportname-strict=tr
 expect_serve_error "/uri" '{"target":"nbd","uri":"nbd+unix:///other?socket=/var/tmp/nbd.sock"}'
 kill "$NBDKIT"
 
+step "TLS (nbds+unix, a pre-shared key): the right key serves, a wrong one is a named error"
+defer rm -f /var/tmp/keys.psk /var/tmp/wrong.psk
+echo "ublkd:$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >/var/tmp/keys.psk
+echo "ublkd:$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" >/var/tmp/wrong.psk
+start_nbdkit --tls=require --tls-psk=/var/tmp/keys.psk memory 64M
+tls="\"uri\":\"nbds+unix:///?socket=$sock\",\"tls_username\":\"ublkd\""
+expect_serve_error "TLS" '{"target":"nbd","uri":"nbd+unix:///?socket=/var/tmp/nbd.sock"}'
+expect_serve_error "/uri" "{\"target\":\"nbd\",$tls,\"tls_psk_file\":\"/var/tmp/wrong.psk\"}"
+serve_device "{\"target\":\"nbd\",$tls,\"tls_psk_file\":\"/var/tmp/keys.psk\"}"
+fio_verify "$UBLK_DEV" --bs=64k --iodepth=8 --size=16M
+stop_device
+kill "$NBDKIT"
+
 step "nbdkit memory, 2 queues: fio verify, discard reaches the server"
 start_nbdkit --filter=log memory 256M logfile=/var/tmp/nbdkit.log
 serve_device "{\"target\":\"nbd\",\"uri\":\"nbd+unix:///?socket=$sock\",\"queues\":2}"
@@ -40,17 +54,8 @@ blkdiscard --offset $((128 << 20)) --length $((16 << 20)) "$UBLK_DEV"
 grep -q 'Trim.*offset=0x8000000' /var/tmp/nbdkit.log || fail "no trim at 128M reached nbdkit: $(grep Trim /var/tmp/nbdkit.log | head)"
 
 step "ext4 with metadata_csum: files survive a remount and fsck"
-mkfs.ext4 -q -O metadata_csum "$UBLK_DEV"
-mkdir -p /var/tmp/mnt
-mount "$UBLK_DEV" /var/tmp/mnt
-defer "umount /var/tmp/mnt 2>/dev/null || true"
-for i in 1 2 3; do head -c 8M /dev/urandom >"/var/tmp/mnt/f$i"; done
-(cd /var/tmp/mnt && sha256sum f1 f2 f3) >/var/tmp/sums
-umount /var/tmp/mnt
-mount "$UBLK_DEV" /var/tmp/mnt
-(cd /var/tmp/mnt && sha256sum -c --quiet /var/tmp/sums) || fail "files changed across the remount"
-umount /var/tmp/mnt
-e2fsck -fn "$UBLK_DEV" >/dev/null || fail "e2fsck found errors"
+fs_fill "$UBLK_DEV"
+fs_check "$UBLK_DEV"
 stop_device
 kill "$NBDKIT"
 

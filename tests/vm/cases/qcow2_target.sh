@@ -11,19 +11,11 @@ dir=/var/lib/ublk
 mkdir -p "$dir"
 defer rm -f "$dir/base.qcow2" "$dir/top.qcow2" "$dir/fs.qcow2" /var/tmp/data /var/tmp/out.raw /var/tmp/second.json
 
-# create NAME SPEC: a device through ublkctl (so ublkd.service's sandbox applies), deleted at exit.
-create() {
-  echo "$2" >"$dir/$1.json"
-  defer rm -f "$dir/$1.json"
-  DEV=$(ublkctl create "$1" --spec "$dir/$1.json") || fail "cannot create $1: $(journal -u ublkd | tail -n 5)"
-  defer "ublkctl delete $1 --missing-ok"
-}
-
 step "a qcow2 overlay on a backing file: the backing's data shows through"
 qemu-img create -q -f qcow2 "$dir/base.qcow2" 128M
 qemu-io -f qcow2 -c "write -P 0xab 0 1M" "$dir/base.qcow2" >/dev/null
 qemu-img create -q -f qcow2 -b "$dir/base.qcow2" -F qcow2 "$dir/top.qcow2"
-create top "{\"target\":\"qcow2\",\"path\":\"$dir/top.qcow2\",\"queues\":2}"
+create_device top "{\"target\":\"qcow2\",\"path\":\"$dir/top.qcow2\",\"queues\":2}"
 journal -u ublkd | grep -q "confined to it by Landlock" || fail "qemu-storage-daemon is not confined: $(journal -u ublkd | tail -n 5)"
 cmp -n 1M "$DEV" <(head -c 1M /dev/zero | tr '\0' '\253') || fail "the backing file's data does not show through"
 
@@ -65,21 +57,12 @@ qemu-img map --output=json "$dir/top.qcow2" |
 
 step "ext4 on a qcow2, across a device re-created on the image"
 qemu-img create -q -f qcow2 "$dir/fs.qcow2" 256M
-create fs "{\"target\":\"qcow2\",\"path\":\"$dir/fs.qcow2\"}"
-mkfs.ext4 -q "$DEV"
-mkdir -p /var/tmp/mnt
-mount "$DEV" /var/tmp/mnt
-defer "umount /var/tmp/mnt 2>/dev/null || true"
-for i in 1 2 3; do head -c 4M /dev/urandom >"/var/tmp/mnt/f$i"; done
-(cd /var/tmp/mnt && sha256sum f1 f2 f3) >/var/tmp/sums
-umount /var/tmp/mnt
+create_device fs "{\"target\":\"qcow2\",\"path\":\"$dir/fs.qcow2\"}"
+fs_fill "$DEV"
 ublkctl delete fs
 qemu-img check -q "$dir/fs.qcow2" || fail "qemu-img check found errors"
-create fs "{\"target\":\"qcow2\",\"path\":\"$dir/fs.qcow2\"}"
-e2fsck -fn "$DEV" >/dev/null || fail "e2fsck found errors"
-mount "$DEV" /var/tmp/mnt
-(cd /var/tmp/mnt && sha256sum -c --quiet /var/tmp/sums) || fail "files changed"
-umount /var/tmp/mnt
+create_device fs "{\"target\":\"qcow2\",\"path\":\"$dir/fs.qcow2\"}"
+fs_check "$DEV"
 ublkctl delete fs
 qemu-img check -q "$dir/fs.qcow2" || fail "qemu-img check found errors"
 expect_no_io_errors
