@@ -15,6 +15,7 @@ extern "C" {
 
 #include <fmt/format.h>
 
+#include "exec_args.h"
 #include "throw_errno.h"
 
 namespace ublkd {
@@ -49,21 +50,17 @@ ChildProcess ChildProcess::spawn(const std::string& executable, const std::vecto
   ublk::UniqueFd devNull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
   if (!devNull) ublk::throwErrno(errno, "open /dev/null");
 
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  const ExecArgs args(argv);
 
   const pid_t pid = ::fork();
   if (pid < 0) ublk::throwErrno(errno, "fork (queue daemon)");
   if (pid == 0) {
     // Only async-signal-safe calls from here to exec.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    unblockSignalsInChild();
     ::setsid();  // a terminal's Ctrl-C or hangup must not reach the data plane
     if (::dup2(devNull.get(), STDOUT_FILENO) < 0 || ::dup2(writeEnd.get(), kStatusFdInChild) < 0) ::_exit(127);
     if (passed && ::dup2(passed.get(), kPassedFd) < 0) ::_exit(127);
-    ::execv(executable.c_str(), args.data());
+    ::execv(executable.c_str(), args.argv());
     ::_exit(127);
   }
   ublk::UniqueFd pidfd(static_cast<int>(::pidfd_open(pid, 0)));

@@ -28,6 +28,7 @@ extern "C" {
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "exec_args.h"
 #include "service_error.h"
 #include "throw_errno.h"
 
@@ -81,17 +82,13 @@ Output capture(const std::vector<std::string>& argv) {
   int outPipe[2], errPipe[2];
   if (::pipe2(outPipe, O_CLOEXEC) != 0 || ::pipe2(errPipe, O_CLOEXEC) != 0) ublk::throwErrno(errno, "pipe2");
   ublk::UniqueFd outRead(outPipe[0]), outWrite(outPipe[1]), errRead(errPipe[0]), errWrite(errPipe[1]);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  const ExecArgs args(argv);
   const pid_t pid = ::fork();
   if (pid < 0) ublk::throwErrno(errno, "fork");
   if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    unblockSignalsInChild();
     if (::dup2(outWrite.get(), STDOUT_FILENO) < 0 || ::dup2(errWrite.get(), STDERR_FILENO) < 0) ::_exit(127);
-    ::execv(args[0], args.data());
+    ::execv(args.path(), args.argv());
     ::_exit(127);
   }
   outWrite.reset();
@@ -276,17 +273,13 @@ void QemuStorageDaemon::spawn() {
   const ublk::UniqueFd devNull = aboveStdio(ublk::UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC)));
   listener = aboveStdio(std::move(listener));
 
-  std::vector<char*> args;
-  for (const auto& a : argv_) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  const ExecArgs args(argv_);
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid < 0) ublk::throwErrno(errno, "fork (qemu-storage-daemon)");
   if (pid == 0) {
     // Only async-signal-safe calls from here to exec.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
+    unblockSignalsInChild();
     // Dies with the queue daemon (the thread that forks it lives as long as the daemon).
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent) ::_exit(126);
     // Before the dup2s, which may land on the ruleset's fd.
@@ -299,7 +292,7 @@ void QemuStorageDaemon::spawn() {
         ::dup2(errWrite.get(), STDERR_FILENO) < 0 || ::dup2(listener.get(), kListenFdInChild) < 0) {
       ::_exit(127);
     }
-    ::execv(args[0], args.data());
+    ::execv(args.path(), args.argv());
     ::_exit(127);
   }
   ublk::UniqueFd pidfd(static_cast<int>(::pidfd_open(pid, 0)));
