@@ -224,7 +224,10 @@ QemuStorageDaemon::QemuStorageDaemon(const DeviceSpec& spec)
 QemuStorageDaemon::~QemuStorageDaemon() {
   stopping_ = true;
   const uint64_t one = 1;
-  (void)::write(wake_.get(), &one, sizeof(one));
+  if (::write(wake_.get(), &one, sizeof(one)) != sizeof(one)) {
+    // Cannot fail on an eventfd we own; the supervisor would then wait for the daemon to exit.
+    fmt::print(stderr, "ublkd serve: qcow2: cannot wake the supervisor: {}\n", std::strerror(errno));
+  }
   if (supervisor_.joinable()) supervisor_.join();
   std::error_code ignored;
   std::filesystem::remove_all(dir_, ignored);
@@ -285,8 +288,7 @@ void QemuStorageDaemon::spawn() {
     // Before the dup2s, which may land on the ruleset's fd.
     if (!policy_.applyInChild()) {
       static constexpr char kMessage[] = "ublkd: cannot apply the Landlock policy\n";
-      (void)::write(errWrite.get(), kMessage, sizeof(kMessage) - 1);
-      ::_exit(126);
+      ::_exit(::write(errWrite.get(), kMessage, sizeof(kMessage) - 1) < 0 ? 127 : 126);
     }
     if (::dup2(devNull.get(), STDIN_FILENO) < 0 || ::dup2(devNull.get(), STDOUT_FILENO) < 0 ||
         ::dup2(errWrite.get(), STDERR_FILENO) < 0 || ::dup2(listener.get(), kListenFdInChild) < 0) {

@@ -157,10 +157,11 @@ class RbdHandler final : public ublk::RequestHandler {
       slot->next = head;
     } while (!done_.compare_exchange_weak(head, slot, std::memory_order_release, std::memory_order_relaxed));
     if (head == nullptr) {
-      // The stack was empty: the queue thread may be asleep. (A full eventfd counter cannot
-      // happen: the queue reads it on every wakeup.)
+      // The stack was empty: the queue thread may be asleep. An eventfd write fails only on a
+      // full counter, which cannot happen (the queue reads it on every wakeup); if it did, the
+      // counter is non-zero and the armed read completes anyway.
       const uint64_t one = 1;
-      (void)::write(wake_.get(), &one, sizeof(one));
+      if (::write(wake_.get(), &one, sizeof(one)) != sizeof(one)) return;
     }
   }
 
