@@ -63,7 +63,7 @@ step "nbdkit file: the server SIGKILLed and back after 2 s under fio; no error, 
 img=$(scratch_file 128M)
 start_nbdkit file "$img"
 serve_device "{\"target\":\"nbd\",\"uri\":\"nbd+unix:///?socket=$sock\",\"reconnect_timeout\":20}"
-start_verifier "$UBLK_DEV"
+start_verifier "$UBLK_DEV" 16M
 wait_until 30 test -s /var/tmp/verifier.result || fail "no fio pass finished before the kill"
 kill -KILL "$NBDKIT"
 sleep 2 # the outage

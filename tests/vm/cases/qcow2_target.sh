@@ -28,7 +28,7 @@ expect_contains "$out" "in use"
 [ "$(ublkctl list --json | jq length)" = 1 ] || fail "the refused device was left behind"
 
 step "fio verify; qemu-storage-daemon SIGKILLed under fio, then the queue daemon: no error"
-start_verifier "$DEV"
+start_verifier "$DEV" 16M
 wait_until 60 test -s /var/tmp/verifier.result || fail "no fio pass finished"
 pkill -KILL -f "qemu-storage-daemon.*$dir/top.qcow2" || fail "no qemu-storage-daemon to kill"
 wait_until 60 eval '[ "$(cut -d" " -f1 /var/tmp/verifier.result)" -ge 2 ]' || fail "fio stalled after the kill"
