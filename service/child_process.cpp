@@ -63,14 +63,7 @@ ChildProcess ChildProcess::spawn(const std::string& executable, const std::vecto
     ::execv(executable.c_str(), args.argv());
     ::_exit(127);
   }
-  ublk::UniqueFd pidfd(static_cast<int>(::pidfd_open(pid, 0)));
-  if (!pidfd) {
-    const int err = errno;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    ublk::throwErrno(err, "pidfd_open (queue daemon)");
-  }
-  return ChildProcess(pid, std::move(pidfd), std::move(readEnd), true);
+  return ChildProcess(pid, childPidfd(pid, "queue daemon"), std::move(readEnd), true);
 }
 
 std::optional<ChildProcess> ChildProcess::adopt(pid_t pid) {

@@ -297,15 +297,8 @@ void QemuStorageDaemon::spawn() {
     ::execv(args.path(), args.argv());
     ::_exit(127);
   }
-  ublk::UniqueFd pidfd(static_cast<int>(::pidfd_open(pid, 0)));
-  if (!pidfd) {
-    const int err = errno;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
-    ublk::throwErrno(err, "pidfd_open (qemu-storage-daemon)");
-  }
   pid_ = pid;
-  pidfd_ = std::move(pidfd);
+  pidfd_ = childPidfd(pid, "qemu-storage-daemon");
   stderr_ = std::move(errRead);
   startedAt_ = std::chrono::steady_clock::now();
   {
