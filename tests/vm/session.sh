@@ -12,6 +12,12 @@ splats_in() {
   grep -aE '^\[ *[0-9]+\.[0-9]+\] ' "$1" | grep -avE '^\[ *[0-9]+\.[0-9]+\] [A-Za-z0-9_.@-]+\[[0-9]+\]: ' |
     grep -aE "$splat" || true
 }
+# splat_report FILE: the kernel's lines from the first splat on (its registers and call trace),
+# at most 60, so a failure printed by CI carries what is needed to tell whose bug it is.
+splat_report() {
+  grep -aE '^\[ *[0-9]+\.[0-9]+\] ' "$1" | grep -avE '^\[ *[0-9]+\.[0-9]+\] [A-Za-z0-9_.@-]+\[[0-9]+\]: ' |
+    awk -v re="$splat" 'found || $0 ~ re { found = 1; print; if (++n == 60) exit }'
+}
 
 # poll SECONDS COMMAND...: polls COMMAND every 0.1 s until it succeeds; non-zero if it never did.
 poll() {
