@@ -43,7 +43,7 @@ void DeviceObject::update(const DeviceView& view) {
   view_ = view;
   getObject().emitPropertiesChangedSignal(
       org::ublk::Device_adaptor::INTERFACE_NAME,
-      {"State", "Size", "Queues", "Depth", "BlockDevice", "CharDevice", "RestartCount", "LastExitReason"});
+      {"State", "Size", "Queues", "Depth", "BlockDevice", "CharDevice", "RestartCount", "LastExitReason", "DataPath"});
 }
 
 BusService::BusService(sdbus::IConnection& connection, Manager& manager, std::vector<std::string> kernelFeatures)

@@ -38,6 +38,7 @@ class DeviceObject final : public sdbus::AdaptorInterfaces<org::ublk::Device_ada
   uint32_t RestartCount() override { return view_.restartCount; }
   std::string LastExitReason() override { return view_.lastExitReason; }
   std::string Backing() override { return view_.backing; }
+  std::string DataPath() override { return view_.dataPath; }
   std::string Spec() override { return view_.specJson; }
 
   DeviceView view_;

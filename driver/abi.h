@@ -88,6 +88,10 @@ struct ParamDevt {
   uint32_t disk_major;
   uint32_t disk_minor;
 };
+struct ParamDmaAlign {
+  uint32_t alignment;  // a mask: request memory must be aligned to alignment + 1 bytes
+  uint8_t pad[4];
+};
 struct Params {
   uint32_t len;
   uint32_t types;
@@ -95,18 +99,20 @@ struct Params {
   ParamDiscard discard;
   ParamDevt devt;
   uint8_t zoned[32];
-  uint8_t dma[8];
+  ParamDmaAlign dma;
   alignas(8) uint8_t seg[16];  // holds a u64 in the kernel, hence 8-aligned at 120
   uint8_t integrity[16];
 };
 static_assert(sizeof(ParamBasic) == 32 && sizeof(ParamDiscard) == 20 && sizeof(ParamDevt) == 16);
 static_assert(offsetof(Params, basic) == 8 && offsetof(Params, discard) == 40 && offsetof(Params, devt) == 60);
-static_assert(offsetof(Params, zoned) == 76 && offsetof(Params, seg) == 120 && sizeof(Params) == 152);
+static_assert(offsetof(Params, zoned) == 76 && offsetof(Params, dma) == 108 && offsetof(Params, seg) == 120 &&
+              sizeof(Params) == 152);
 
 namespace param {
 constexpr uint32_t kTypeBasic = 1 << 0;
 constexpr uint32_t kTypeDiscard = 1 << 1;
 constexpr uint32_t kTypeDevt = 1 << 2;
+constexpr uint32_t kTypeDmaAlign = 1 << 4;  // 6.15; older kernels drop it
 
 constexpr uint32_t kAttrReadOnly = 1 << 0;
 constexpr uint32_t kAttrRotational = 1 << 1;
@@ -120,6 +126,9 @@ constexpr Op opOf(const IoDesc& desc) { return static_cast<Op>(desc.op_flags & 0
 namespace ioflag {
 constexpr uint32_t kFua = 1 << 13;
 constexpr uint32_t kNoUnmap = 1 << 15;
+// AUTO_BUF_REG with the fallback flag: the kernel could not register the request's pages, so the
+// server must (REGISTER_IO_BUF) before its fixed-buffer I/O.
+constexpr uint32_t kNeedRegBuf = 1 << 17;
 }  // namespace ioflag
 
 // The descriptor array of queue q lives at this offset of /dev/ublkcN (UBLKSRV_CMD_BUF_OFFSET
@@ -164,12 +173,21 @@ namespace io {
 constexpr uint32_t kFetchReq = encodeReadWrite(0x20, sizeof(IoCmd));
 constexpr uint32_t kCommitAndFetchReq = encodeReadWrite(0x21, sizeof(IoCmd));
 constexpr uint32_t kNeedGetData = encodeReadWrite(0x22, sizeof(IoCmd));
+// SUPPORT_ZERO_COPY: the request's pages become (or stop being) fixed buffer IoCmd::addr of the
+// ring the command is issued on.
+constexpr uint32_t kRegisterIoBuf = encodeReadWrite(0x23, sizeof(IoCmd));
+constexpr uint32_t kUnregisterIoBuf = encodeReadWrite(0x24, sizeof(IoCmd));
 static_assert(kFetchReq == 0xc0107520);
 static_assert(kCommitAndFetchReq == 0xc0107521);
 
 constexpr int kResOk = 0;
 constexpr int kResNeedGetData = 1;
 constexpr int kResAbort = -19;  // -ENODEV: the tag is dead; never resubmit it
+
+// struct ublk_auto_buf_reg, carried in sqe->addr of FETCH and COMMIT_AND_FETCH under AUTO_BUF_REG:
+// the fixed-buffer slot the kernel registers the next request's pages in, and flags.
+constexpr uint8_t kAutoBufRegFallback = 1 << 0;  // a failed registration arrives as kNeedRegBuf
+constexpr uint64_t autoBufReg(uint16_t index, uint8_t flags) { return uint64_t{index} | (uint64_t{flags} << 16); }
 }  // namespace io
 
 // Feature bits (UBLK_F_*), as GET_FEATURES reports them and ADD_DEV negotiates them.

@@ -19,6 +19,11 @@ namespace {
 constexpr int kCharFixedFile = 0;
 // No real tag reaches 0xffff (depth <= 4096): marks the stop eventfd's poll.
 constexpr UserData kStopPoll{.tag = 0xffff};
+// The op of a ublk command's user_data: FETCH, COMMIT_AND_FETCH and NEED_GET_DATA, or the
+// registration commands of the ZeroCopy fallback.
+constexpr uint8_t kFetchOrCommit = 0;
+constexpr uint8_t kRegisterBuffer = 1;
+constexpr uint8_t kUnregisterBuffer = 2;
 
 unsigned roundUpPow2(unsigned n) {
   unsigned p = 1;
@@ -68,6 +73,12 @@ Queue::Queue(const Config& config) : config_(config) {
       MappedRegion(pageRounded(config.depth * sizeof(abi::IoDesc)), PROT_READ, MAP_SHARED | MAP_POPULATE, config.charFd,
                    static_cast<off_t>(abi::descArrayOffset(config.id, page)), "descriptors of " + label);
   data_.assign(config.depth, nullptr);
+  if (config.dataPath == DataPath::ZeroCopy) {
+    // One empty slot per tag: the kernel fills slot `tag` with a request's pages.
+    const int reg = io_uring_register_buffers_sparse(ring_->get(), config.depth);
+    if (reg < 0) throwErrno(-reg, "io_uring_register_buffers_sparse (" + label + ")");
+    registeredByUs_.assign(config.depth, false);
+  }
   if (config.dataPath == DataPath::Copy) {
     buffers_ = MappedRegion(size_t{config.depth} * config.bufferBytes, PROT_READ | PROT_WRITE,
                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "buffers of " + label);
@@ -105,18 +116,22 @@ io_uring_sqe* Queue::eventSqe(uint8_t op) {
 
 void Queue::finishRequest(uint16_t tag, int result) { finish(tag, result); }
 
-void Queue::prepIoCmd(uint32_t op, uint16_t tag, int result) {
+void Queue::prepIoCmd(uint32_t op, uint16_t tag, int result, uint8_t kind) {
   io_uring_sqe* sqe = nextSqe();
   sqe->opcode = IORING_OP_URING_CMD;
   sqe->fd = kCharFixedFile;
   sqe->flags = IOSQE_FIXED_FILE;
   sqe->cmd_op = op;
-  sqe->user_data = UserData{.tag = tag}.encode();
+  sqe->user_data = UserData{.tag = tag, .op = kind}.encode();
+  const bool zeroCopy = config_.dataPath == DataPath::ZeroCopy;
+  // ZeroCopy: the kernel registers the next request's pages in slot `tag`, and says so in the
+  // request's flags if it cannot; (un)registration commands name the slot in `addr`.
+  if (zeroCopy && kind == kFetchOrCommit) sqe->addr = abi::io::autoBufReg(tag, abi::io::kAutoBufRegFallback);
   const abi::IoCmd cmd{
       .q_id = config_.id,
       .tag = tag,
       .result = result,
-      .addr = reinterpret_cast<uintptr_t>(data_[tag]),
+      .addr = zeroCopy ? (kind == kFetchOrCommit ? 0 : tag) : reinterpret_cast<uintptr_t>(data_[tag]),
   };
   static_assert(sizeof(cmd) <= 16, "an I/O command must fit a 64-byte SQE");
   std::memcpy(sqe->cmd, &cmd, sizeof(cmd));
@@ -136,7 +151,18 @@ void Queue::fetchAll() {
 void Queue::finish(uint16_t tag, int result) {
   if (result == kPending) return;
   --started_;
+  if (!registeredByUs_.empty() && registeredByUs_[tag]) {
+    // Processed in order before the commit, so slot `tag` is free for the next request.
+    registeredByUs_[tag] = false;
+    prepIoCmd(abi::io::kUnregisterIoBuf, tag, 0, kUnregisterBuffer);
+  }
   prepIoCmd(abi::io::kCommitAndFetchReq, tag, result);
+}
+
+void Queue::startRequest(uint16_t tag, RequestHandler& handler) {
+  const abi::IoDesc desc = descriptors_.as<const abi::IoDesc>()[tag];  // the slot is reused after commit
+  if (config_.dataPath == DataPath::HandlerMapped) data_[tag] = handler.dataAddress(desc);
+  finish(tag, handler.start(*this, tag, desc, data_[tag]));
 }
 
 void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
@@ -146,10 +172,16 @@ void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
     return;
   }
   if (res == abi::io::kResOk) {
-    const abi::IoDesc desc = descriptors_.as<const abi::IoDesc>()[tag];  // the slot is reused after commit
-    if (config_.dataPath == DataPath::HandlerMapped) data_[tag] = handler.dataAddress(desc);
     ++started_;
-    finish(tag, handler.start(*this, tag, desc, data_[tag]));
+    const uint32_t flags = descriptors_.as<const abi::IoDesc>()[tag].op_flags;
+    if (config_.dataPath == DataPath::ZeroCopy && (flags & abi::ioflag::kNeedRegBuf) != 0) {
+      // The kernel could not register the request's pages (a slot still taken?): register them
+      // ourselves, and start the request once that is done.
+      registeredByUs_[tag] = true;
+      prepIoCmd(abi::io::kRegisterIoBuf, tag, 0, kRegisterBuffer);
+      return;
+    }
+    startRequest(tag, handler);
   } else if (res == abi::io::kResNeedGetData) {
     // A WRITE asks where its data should go; the kernel copies it there before the next CQE.
     data_[tag] = handler.dataAddress(descriptors_.as<const abi::IoDesc>()[tag]);
@@ -176,6 +208,18 @@ unsigned Queue::reap(RequestHandler& handler) {
     } else if (ud.targetIo) {
       --targetInFlight_;
       finish(ud.tag, handler.complete(*this, ud.tag, ud.op, cqe->res));
+    } else if (ud.op == kRegisterBuffer) {
+      if (cqe->res >= 0) {
+        startRequest(ud.tag, handler);
+      } else {
+        registeredByUs_[ud.tag] = false;
+        finish(ud.tag, cqe->res);
+      }
+    } else if (ud.op == kUnregisterBuffer) {
+      // A buffer left registered keeps its request from ever completing.
+      if (cqe->res < 0)
+        throwErrno(-cqe->res,
+                   fmt::format("UNREGISTER_IO_BUF (ublkc{} queue {} tag {})", config_.devId, config_.id, ud.tag));
     } else {
       onIoCmdCqe(ud.tag, cqe->res, handler);
     }

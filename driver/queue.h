@@ -44,6 +44,9 @@ enum class DataPath {
   None,           // UBLK_F_USER_COPY: the kernel copies nothing (handlers that ignore data)
   HandlerMapped,  // UBLK_F_NEED_GET_DATA: the handler names where each request's data lives,
                   // and the kernel copies straight between the request and that memory
+  ZeroCopy,       // UBLK_F_AUTO_BUF_REG: nothing is copied; the request's own pages are the
+                  // ring's fixed buffer number `tag` while the handler serves it (*_FIXED I/O
+                  // with buf_index = tag, addr = the offset in the request)
 };
 
 // Serves one queue's requests; called only on the queue's thread, so it needs no locks.
@@ -51,7 +54,7 @@ enum class DataPath {
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
-  // `data` is where the request's data is (Copy, HandlerMapped) or nullptr (None).
+  // `data` is where the request's data is (Copy, HandlerMapped) or nullptr (None, ZeroCopy).
   virtual int start(SqeSource& sqes, uint16_t tag, const abi::IoDesc& desc, std::byte* data) = 0;
   virtual int complete(SqeSource& sqes, uint16_t tag, uint8_t op, int res) = 0;
   // HandlerMapped only: the memory holding the data of the request `desc` describes.
@@ -101,7 +104,8 @@ class Queue final : public SqeSource {
 
  private:
   io_uring_sqe* nextSqe();
-  void prepIoCmd(uint32_t op, uint16_t tag, int result);
+  void prepIoCmd(uint32_t op, uint16_t tag, int result, uint8_t kind = 0);
+  void startRequest(uint16_t tag, RequestHandler& handler);
   void onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler);
   void finish(uint16_t tag, int result);
   unsigned reap(RequestHandler& handler);
@@ -117,6 +121,9 @@ class Queue final : public SqeSource {
   unsigned abortedTags_ = 0;
   unsigned targetInFlight_ = 0;
   unsigned started_ = 0;  // requests handed to the handler and not yet committed
+  // ZeroCopy: per tag, whether we registered its buffer ourselves (the kernel's registration
+  // failed), so we unregister it before the commit.
+  std::vector<bool> registeredByUs_;
 };
 
 }  // namespace ublk

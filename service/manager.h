@@ -49,6 +49,7 @@ struct DeviceView {
   uint32_t restartCount = 0;   // queue daemons brought back by recovery (or a planned restart)
   std::string lastExitReason;  // how the last queue daemon ended, "" if none has
   std::string backing;         // the file or block device a loop device serves, as opened
+  std::string dataPath;        // how request data moves (ublk::dataPathName); "" until live
 
   std::string blockDevice() const;  // "/dev/ublkbN", or "" without an id
   std::string charDevice() const;

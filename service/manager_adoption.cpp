@@ -19,6 +19,7 @@ extern "C" {
 
 #include "device_identity.h"
 #include "device_spec.h"
+#include "feature_names.h"
 #include "log.h"
 #include "managed_device.h"
 #include "manager.h"
@@ -150,6 +151,7 @@ void Manager::adoptOne(std::unique_ptr<Managed> device, const DeviceRecord& reco
   }
   // Not GET_PARAMS: it takes the device's lock in the kernel, which a daemon's stuck STOP_DEV holds.
   device->kernelFlags = info->flags;
+  view.dataPath = ublk::dataPathName(info->flags);
   view.queues = info->nr_hw_queues;
   view.depth = info->queue_depth;
   if (!record.sizeBytes) {

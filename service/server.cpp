@@ -28,6 +28,7 @@
 
 #include "char_device.h"
 #include "control_device.h"
+#include "feature_names.h"
 #include "queue.h"
 #include "service_error.h"
 #include "target.h"
@@ -67,20 +68,35 @@ uint64_t wantedFlags(const DeviceSpec& spec, uint64_t features) {
   return flags;
 }
 
+// UBLKD_ZERO_COPY=0 serves a device that could be zero-copy with copies instead: for benchmarks
+// of the one against the other, and a way out should a kernel's zero copy misbehave.
+bool zeroCopyWanted() {
+  const char* env = std::getenv("UBLKD_ZERO_COPY");
+  return env == nullptr || std::string_view(env) != "0";
+}
+
 uint64_t dataPathFlags(ublk::DataPath path, uint64_t features) {
   switch (path) {
     case ublk::DataPath::None:
       return features & abi::feature::kUserCopy;
     case ublk::DataPath::HandlerMapped:
       return abi::feature::kNeedGetData;  // in every kernel since 6.0
+    case ublk::DataPath::ZeroCopy:
+      // SUPPORT_ZERO_COPY lets the queue register a request's pages itself when the kernel's
+      // automatic registration fails (the fallback). Without AUTO_BUF_REG (before 6.16): Copy.
+      if ((features & abi::feature::kAutoBufReg) == 0 || !zeroCopyWanted()) return 0;
+      return features & (abi::feature::kAutoBufReg | abi::feature::kSupportZeroCopy);
     case ublk::DataPath::Copy:
       break;
   }
   return 0;
 }
 
-// What the device got: a path whose feature the kernel did not grant falls back to Copy.
+// What the device got: a path whose feature the kernel did not grant falls back to Copy. A device
+// made with AUTO_BUF_REG is served zero-copy whatever this daemon would prefer (a recovered device
+// keeps the flags it was made with, and the kernel expects its protocol).
 ublk::DataPath grantedDataPath(ublk::DataPath wanted, uint64_t granted) {
+  if ((granted & abi::feature::kAutoBufReg) != 0) return ublk::DataPath::ZeroCopy;
   if (wanted == ublk::DataPath::None && (granted & abi::feature::kUserCopy) != 0) return wanted;
   if (wanted == ublk::DataPath::HandlerMapped && (granted & abi::feature::kNeedGetData) != 0) return wanted;
   return ublk::DataPath::Copy;
@@ -108,6 +124,11 @@ abi::Params paramsFor(const Geometry& g, const abi::DevInfo& info) {
     p.discard.max_discard_sectors = g.discard ? g.maxDiscardSectors : 0;
     p.discard.max_write_zeroes_sectors = g.writeZeroes ? g.maxWriteZeroesSectors : 0;
     p.discard.max_discard_segments = 1;
+  }
+  // Zero copy hands the request's own pages to the backend: they must meet its alignment.
+  if ((info.flags & abi::feature::kAutoBufReg) != 0 && g.dmaAlignment > 1) {
+    p.types |= abi::param::kTypeDmaAlign;
+    p.dma.alignment = g.dmaAlignment - 1;
   }
   return p;
 }
@@ -423,6 +444,8 @@ int Server::run() {
 
   fmt::print("/dev/ublkb{}\n", device->id());
   std::fflush(stdout);
+  fmt::print(stderr, "ublkd serve: device {}: {} queues of depth {}, data path {}\n", device->id(),
+             device->info().nr_hw_queues, device->info().queue_depth, ublk::dataPathName(device->info().flags));
   if (events_.onReady) {
     const abi::DevInfo& info = device->info();
     events_.onReady(device->id(), {.flags = info.flags,

@@ -29,6 +29,9 @@ struct Geometry {
   bool volatileCache = true;     // FLUSH means something
   bool fua = true;               // with volatileCache: FUA writes are served (else the kernel flushes after them)
   uint32_t maxRequestBytes = 0;  // the largest request the target takes; 0 = any the device allows
+  // ZeroCopy: the memory alignment the backend needs of request pages (O_DIRECT's), in bytes;
+  // 0 = the kernel's default.
+  uint32_t dmaAlignment = 0;
 };
 
 class Target {

@@ -77,6 +77,7 @@ struct Backing {
   uint64_t sizeBytes = 0;
   uint32_t minBlock = 512;  // the smallest logical block the device may have
   uint32_t physicalBlock = 4096;
+  uint32_t memoryAlignment = 0;  // O_DIRECT's alignment of memory; 0 = none (buffered)
   bool discard = false;
   uint32_t discardGranularity = 0;
   uint64_t maxDiscardBytes = 0;
@@ -96,15 +97,20 @@ bool setDirect(const Backing& backing, bool on) {
   return false;
 }
 
-// The offset alignment O_DIRECT needs on this file (statx STATX_DIOALIGN, Linux 6.1); 512 where
-// the filesystem does not say.
-uint32_t directIoAlignment(const Backing& backing) {
+// The offset and memory alignment O_DIRECT needs on this file or block device (statx
+// STATX_DIOALIGN: files since Linux 6.1, block devices since 6.11); 512 where nobody says.
+struct DirectIoAlignment {
+  uint32_t offset = 512;
+  uint32_t memory = 512;
+};
+DirectIoAlignment directIoAlignment(const Backing& backing) {
   struct statx info {};
   if (::statx(backing.store.fd(), "", AT_EMPTY_PATH, STATX_DIOALIGN, &info) != 0 ||
       (info.stx_mask & STATX_DIOALIGN) == 0 || info.stx_dio_offset_align == 0) {
-    return 512;
+    return {};
   }
-  return std::max<uint32_t>(info.stx_dio_offset_align, 512);
+  return {.offset = std::max<uint32_t>(info.stx_dio_offset_align, 512),
+          .memory = std::max<uint32_t>(info.stx_dio_mem_align, 1)};
 }
 
 // A number from the block device's queue directory in sysfs (a partition's is its disk's), or 0.
@@ -158,10 +164,12 @@ void inspectFile(Backing& backing, bool writable) {
 void chooseDirectIo(const DeviceSpec& spec, Backing& backing) {
   const bool insist = spec.directIo.value_or(false);
   if (spec.directIo.value_or(true) && setDirect(backing, true)) {
-    const uint32_t alignment = backing.store.isBlockDevice() ? backing.minBlock : directIoAlignment(backing);
+    const DirectIoAlignment dio = directIoAlignment(backing);
+    const uint32_t alignment = backing.store.isBlockDevice() ? backing.minBlock : dio.offset;
     if (!spec.blockSize || *spec.blockSize >= alignment) {
       backing.direct = true;
       backing.minBlock = std::max(backing.minBlock, alignment);
+      backing.memoryAlignment = dio.memory;
       return;
     }
     if (insist) {
@@ -210,7 +218,8 @@ Geometry geometryFor(const DeviceSpec& spec, const Backing& backing) {
           .writeZeroes = !spec.readOnly,
           .discardGranularity = std::max(backing.discardGranularity, logical),
           .maxDiscardSectors = static_cast<uint32_t>(std::min<uint64_t>(backing.maxDiscardBytes, UINT32_MAX) >> 9),
-          .volatileCache = true};
+          .volatileCache = true,
+          .dmaAlignment = backing.memoryAlignment};
 }
 
 // One request's progress; a short transfer is resubmitted for the rest.
@@ -225,11 +234,18 @@ struct Transfer {
 
 // With `mapping` (buffered backing, DataPath::HandlerMapped) the kernel copies request data
 // straight to and from the backing file's page cache through that mapping, so READ and WRITE
-// need no I/O of their own; otherwise they are io_uring reads and writes of the tag's buffer.
+// need no I/O of their own; otherwise they are io_uring reads and writes of the tag's buffer, or
+// (`zeroCopy`, DataPath::ZeroCopy) of the request's own pages, fixed buffer `tag` of the ring.
 class LoopHandler final : public ublk::RequestHandler {
  public:
-  LoopHandler(uint16_t depth, bool blockDevice, std::byte* mapping, size_t mappingBytes, const std::byte* zeros)
-      : transfers_(depth), blockDevice_(blockDevice), mapping_(mapping), mappingBytes_(mappingBytes), zeros_(zeros) {}
+  LoopHandler(uint16_t depth, bool blockDevice, bool zeroCopy, std::byte* mapping, size_t mappingBytes,
+              const std::byte* zeros)
+      : transfers_(depth),
+        blockDevice_(blockDevice),
+        zeroCopy_(zeroCopy),
+        mapping_(mapping),
+        mappingBytes_(mappingBytes),
+        zeros_(zeros) {}
 
   std::byte* dataAddress(const IoDesc& desc) override {
     return mapping_ == nullptr ? nullptr : mapping_ + (desc.start_sector << 9);
@@ -362,13 +378,23 @@ class LoopHandler final : public ublk::RequestHandler {
     return op == kZeroWrite ? 0 : static_cast<int>(t.length);
   }
 
-  // A transfer of the tag's buffer, or (kZeroWrite) of zeros, a chunk at a time.
+  // A transfer of the tag's buffer or the request's pages, or (kZeroWrite) of zeros, a chunk at a
+  // time.
   void submitTransfer(ublk::SqeSource& queue, uint16_t tag, uint8_t op) {
     const Transfer& t = transfers_[tag];
     io_uring_sqe* sqe = queue.targetSqe(tag, op);
     const uint64_t at = t.offset + t.done;
     if (op == kZeroWrite) {
       io_uring_prep_write(sqe, kBackingFixedFile, zeros_, std::min(t.length - t.done, kZeroChunk), at);
+    } else if (zeroCopy_) {
+      // A registered request's address is its offset: the rest starts `done` bytes in.
+      void* rest = reinterpret_cast<void*>(uintptr_t{t.done});
+      if (t.write) {
+        io_uring_prep_write_fixed(sqe, kBackingFixedFile, rest, t.length - t.done, at, tag);
+        if (t.fua) sqe->rw_flags = RWF_DSYNC;
+      } else {
+        io_uring_prep_read_fixed(sqe, kBackingFixedFile, rest, t.length - t.done, at, tag);
+      }
     } else if (t.write) {
       io_uring_prep_write(sqe, kBackingFixedFile, t.buffer + t.done, t.length - t.done, at);
       if (t.fua) sqe->rw_flags = RWF_DSYNC;
@@ -380,6 +406,7 @@ class LoopHandler final : public ublk::RequestHandler {
 
   std::vector<Transfer> transfers_;
   bool blockDevice_;
+  bool zeroCopy_;
   bool uringDiscard_ = true;
   std::byte* mapping_;
   size_t mappingBytes_;
@@ -402,15 +429,17 @@ class LoopTarget final : public Target {
   std::string_view name() const override { return "loop"; }
   Geometry geometry() const override { return geometry_; }
   std::vector<int> files() const override { return {backing_.store.fd()}; }
-  // Buffered backing: one copy, request <-> page cache, as the kernel's own loop driver does.
+  // O_DIRECT backing: no copy at all, the backing's reads and writes use the request's pages
+  // (where the kernel has AUTO_BUF_REG; else one copy through the tag's buffer). Buffered
+  // backing: one copy, request <-> page cache, as the kernel's own loop driver does.
   ublk::DataPath preferredDataPath() const override {
-    return backing_.direct ? ublk::DataPath::Copy : ublk::DataPath::HandlerMapped;
+    return backing_.direct ? ublk::DataPath::ZeroCopy : ublk::DataPath::HandlerMapped;
   }
   std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t, uint16_t depth, ublk::DataPath path) override {
-    // Only a buffered backing has a mapping; without one every path is served as Copy.
+    // Only a buffered backing has a mapping; without one HandlerMapped is served as Copy.
     std::byte* mapping = path == ublk::DataPath::HandlerMapped ? mapping_.as<std::byte>() : nullptr;
-    return std::make_unique<LoopHandler>(depth, backing_.store.isBlockDevice(), mapping, mapping_.size(),
-                                         zeros_.as<std::byte>());
+    return std::make_unique<LoopHandler>(depth, backing_.store.isBlockDevice(), path == ublk::DataPath::ZeroCopy,
+                                         mapping, mapping_.size(), zeros_.as<std::byte>());
   }
 
  private:

@@ -370,7 +370,7 @@ TEST(LoopDirect, DirectIoReadAndWriteMoveAlignedBuffersThroughCopyPath) {
     if (e.field() == "/direct_io") GTEST_SKIP() << e.what();
     throw;
   }
-  EXPECT_EQ(target->preferredDataPath(), DataPath::Copy);
+  EXPECT_EQ(target->preferredDataPath(), DataPath::ZeroCopy);  // Copy where the kernel has no AUTO_BUF_REG
   ASSERT_EQ(target->files().size(), 1u);
   EXPECT_NE(::fcntl(target->files()[0], F_GETFL) & O_DIRECT, 0);
 
@@ -388,13 +388,13 @@ TEST(LoopDirect, DirectIoReadAndWriteMoveAlignedBuffersThroughCopyPath) {
   EXPECT_EQ(sqes.serve(*handler, 2, ioDesc(Op::Flush, 0, 0), nullptr), 0);
 }
 
-TEST(LoopDirect, DefaultOpensDirectWhereFilesystemAllowsAndPrefersCopy) {
+TEST(LoopDirect, DefaultOpensDirectWhereFilesystemAllowsAndPrefersZeroCopy) {
   const BackingFile file(kFileBytes);
   const auto target =
       ublkd::makeTarget(ublkd::parseDeviceSpec(fmt::format(R"({{"target":"loop","path":"{}"}})", file.path())));
   ASSERT_EQ(target->files().size(), 1u);
   const bool direct = (::fcntl(target->files()[0], F_GETFL) & O_DIRECT) != 0;
-  EXPECT_EQ(target->preferredDataPath(), direct ? DataPath::Copy : DataPath::HandlerMapped);
+  EXPECT_EQ(target->preferredDataPath(), direct ? DataPath::ZeroCopy : DataPath::HandlerMapped);
 }
 
 // --- Loop target, DataPath::HandlerMapped (buffered backing, mapped page cache) ---

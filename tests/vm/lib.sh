@@ -130,6 +130,25 @@ expect_queues() {
   [ "$have" -eq "$1" ] || fail "$UBLK_DEV has $have queues, expected $1 (guest has $(nproc) CPUs)"
 }
 
+# loop_data_path DIRECT_IO: how a loop device should move its data: zero-copy with O_DIRECT
+# backing where the kernel has AUTO_BUF_REG (copy where it has not), mapped when buffered.
+loop_data_path() {
+  if [ "$1" != true ]; then
+    echo mapped
+  elif ublkd features | grep -qw AUTO_BUF_REG; then
+    echo zero-copy
+  else
+    echo copy
+  fi
+}
+# expect_data_path DIRECT_IO: the device served by serve_device said it moves its data so.
+expect_data_path() {
+  local want
+  want=$(loop_data_path "$1")
+  wait_until 5 grep -q "data path" "$UBLK_OUT" || fail "ublkd serve did not say its data path: $(cat "$UBLK_OUT")"
+  grep -q "data path $want\$" "$UBLK_OUT" || fail "expected data path $want on $(uname -r): $(grep 'data path' "$UBLK_OUT")"
+}
+
 # stop_device: SIGTERM to the served device's daemon; it must exit 0 and leave no device behind.
 stop_device() {
   local id=${UBLK_DEV#/dev/ublkb} rc=0

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Description: every byte a ublkd loop device stores reads back intact: fio randwrite with
 # verify=crc32c at bs 4k and mixed 4k-256k, qd 1 and 64, on 1, 2 and 4 queues, with direct
-# backing I/O (the kernel copies through ublkd's buffers) and buffered (through the file mapping).
+# backing I/O (zero copy where the kernel has AUTO_BUF_REG, else the kernel copies through ublkd's
+# buffers) and buffered (through the file mapping).
 source "$(dirname "$0")/../lib.sh"
 
 # One write-and-verify pass per block size and queue depth, in turn (--stonewall), in one fio.
@@ -18,6 +19,7 @@ for direct in true false; do
   for queues in 1 2 4; do
     serve_device "{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":$queues,\"direct_io\":$direct}"
     expect_queues "$queues"
+    expect_data_path "$direct"
     step "direct_io $direct, $queues queues: bs 4k and 4k-256k at qd 1 and 64"
     fio_verify "$UBLK_DEV" --size=32M "${passes[@]}"
     jq -e '(.jobs | length) == 4 and all(.jobs[]; .write.io_bytes >= 8388608 and .read.io_bytes == .write.io_bytes)' \

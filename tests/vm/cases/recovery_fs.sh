@@ -10,6 +10,11 @@ defer rm -rf /var/lib/ublk/fs.img /var/lib/ublk/fs.json /var/tmp/src
 echo '{"target":"loop","path":"/var/lib/ublk/fs.img"}' >/var/lib/ublk/fs.json
 dev=$(ublkctl create fs --spec /var/lib/ublk/fs.json)
 defer ublkctl delete fs --missing-ok
+# The backing takes O_DIRECT, so the device is zero-copy where the kernel has AUTO_BUF_REG, and
+# each recovered daemon serves it so again (the kernel keeps the flags).
+dd if=/var/lib/ublk/fs.img of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null && direct=true || direct=false
+want_path=$(loop_data_path $direct)
+[ "$(ublk_prop fs DataPath)" = "$want_path" ] || fail "DataPath $(ublk_prop fs DataPath), expected $want_path"
 for i in $(seq 8); do head -c 2M /dev/urandom >/var/tmp/src/f$i; done
 cat /var/tmp/src/f{1..8} >/var/tmp/src/all # what each round's files read back as, end to end
 
@@ -53,6 +58,8 @@ done
 umount /mnt/r
 expect_no_io_errors
 [ "$(ublk_prop fs RestartCount)" = "$KILLS" ] || fail "RestartCount $(ublk_prop fs RestartCount), expected $KILLS"
+[ "$(ublk_prop fs DataPath)" = "$want_path" ] || fail "DataPath after recovery $(ublk_prop fs DataPath), expected $want_path"
+echo "  data path $want_path ($(uname -r))"
 ublkctl delete fs
 expect_no_devices
 pass
