@@ -82,9 +82,11 @@ _qemu_start() {
     stage_share=(-virtfs "local,path=$(realpath "$build/vm/stage"),mount_tag=stage,security_model=none,readonly=on,multidevs=remap")
   fi
   # A scratch disk with 4 KiB logical sectors (lib.sh: scratch_disk), fresh and sparse each boot.
+  # UBLKD_VM_SCRATCH_CACHE=none (the disk benchmark) keeps the host's page cache out of its I/O,
+  # as on a real disk.
   truncate -s 1G "$sdir/scratch4k.img"
   local disks=(
-    -drive "if=none,id=scratch4k,format=raw,file=$sdir/scratch4k.img"
+    -drive "if=none,id=scratch4k,format=raw,file=$sdir/scratch4k.img,cache=${UBLKD_VM_SCRATCH_CACHE:-writeback}"
     -device virtio-blk-pci,drive=scratch4k,serial=ublkvm-4k,logical_block_size=4096,physical_block_size=4096
   )
   if [ -n "${persist_disk:-}" ]; then

@@ -1,0 +1,69 @@
+#!/bin/bash
+# Description: the disk benchmark, inside one guest boot: what operators run. A file on ext4 on
+# the guest's virtio disk (cache=none on the host), served O_DIRECT by the kernel's loop
+# (--direct-io=on) and by ublkd loop, zero-copy where the kernel has AUTO_BUF_REG and with copies
+# (UBLKD_ZERO_COPY=0). 4k randread and randwrite at qd 64, 128k sequential read and write at
+# qd 16, 4k randread at qd 1 (latency); each repetition runs every device once per workload, in
+# a rotating order. Writes results.json to the results share.
+source "$(dirname "$0")/../vm/lib.sh"
+runtime=${UBLKD_BENCH_RUNTIME:-5}
+reps=${UBLKD_BENCH_REPS:-5}
+out=$UBLKD_RESULTS
+
+# measure DEV RW BS QD -> "iops clat_mean_us"
+measure() {
+  fio --name=bench --filename="$1" --ioengine=io_uring --direct=1 --rw="$2" --bs="$3" --iodepth="$4" \
+    --runtime="$runtime" --ramp_time=1 --time_based --norandommap --randrepeat=0 --output-format=json |
+    python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print(round(d["iops"]), round(d["clat_ns"]["mean"]/1000, 1))'
+}
+set_none() { echo none >"/sys/block/$(basename "$1")/queue/scheduler"; }
+
+step "devices: a 512M file on ext4 on the virtio disk"
+disk=$(scratch_disk)
+mkfs.ext4 -q -F "$disk"
+mkdir -p /mnt/bench
+mount "$disk" /mnt/bench
+defer "umount /mnt/bench"
+backing=/mnt/bench/backing.img
+fallocate -l 512M "$backing"
+dd if=/dev/urandom of="$backing" bs=1M count=512 oflag=direct status=none # no unwritten extents
+set_none "$disk"
+loopdev=$(losetup --find --show --direct-io=on --sector-size 4096 "$backing")
+defer losetup -d "$loopdev"
+[ "$(cat "/sys/block/$(basename "$loopdev")/loop/dio")" = 1 ] || fail "kernel loop did not get direct I/O"
+set_none "$loopdev"
+spec="{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":1,\"depth\":128,\"direct_io\":true}"
+serve_device "$spec"
+ublk_zc=$UBLK_DEV
+zc_path=$(loop_data_path true)
+expect_data_path true
+export UBLKD_ZERO_COPY=0
+serve_device "$spec"
+unset UBLKD_ZERO_COPY
+ublk_copy=$UBLK_DEV
+grep -q 'data path copy$' "$UBLK_OUT" || fail "UBLKD_ZERO_COPY=0 did not give a copy device: $(cat "$UBLK_OUT")"
+echo "kernel loop $loopdev, ublkd-loop $ublk_zc ($zc_path), ublkd-loop $ublk_copy (copy)"
+
+workloads=("randread 4k 64" "randwrite 4k 64" "read 128k 16" "write 128k 16" "randread 4k 1")
+devices=("kernel $loopdev" "ublkd-copy $ublk_copy")
+# Without AUTO_BUF_REG both ublkd devices copy: the second would measure the same thing again.
+[ "$zc_path" = zero-copy ] && devices+=("ublkd-zero-copy $ublk_zc")
+n=${#devices[@]}
+results=()
+for rep in $(seq "$reps"); do
+  for w in "${workloads[@]}"; do
+    set -- $w
+    rw=$1 bs=$2 qd=$3
+    line="rep $rep $rw $bs qd $qd:"
+    # Rotate who goes first, so no device always runs on a cache or a disk warmed by another.
+    for ((i = 0; i < n; i++)); do
+      set -- ${devices[$(((i + rep) % n))]}
+      m=$(measure "$2" "$rw" "$bs" "$qd")
+      line+=" $1 $m |"
+      results+=("{\"rep\":$rep,\"rw\":\"$rw\",\"bs\":\"$bs\",\"qd\":$qd,\"device\":\"$1\",\"iops\":${m% *},\"clat_us\":${m#* }}")
+    done
+    echo "$line"
+  done
+done
+(IFS=,; echo "{\"kernel\":\"$(uname -r)\",\"runtime\":$runtime,\"results\":[${results[*]}]}") >"$out/results.json"
+pass
