@@ -81,7 +81,7 @@ const std::map<std::string_view, std::string_view> kVerbHelp = {
     {"status",
      "usage: ublkctl status NAME [--json]\n"
      "Prints the properties of device NAME: Name, Id, Target, State, Size, Queues, Depth,\n"
-     "BlockDevice, CharDevice, RestartCount, LastExitReason, Backing and Spec.\n"},
+     "BlockDevice, CharDevice, RestartCount, LastExitReason, Backing, DataPath and Spec.\n"},
     {"features",
      "usage: ublkctl features [--json]\n"
      "Prints ublkd's version and the ublk features of the running kernel, decoded.\n"},
