@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <fstream>
 #include <vector>
 
@@ -414,6 +416,11 @@ class LoopHandler final : public ublk::RequestHandler {
   const std::byte* zeros_;
 };
 
+bool bufferedThroughRing() {
+  const char* env = std::getenv("UBLKD_LOOP_BUFFERED");
+  return env != nullptr && std::string_view(env) == "ring";
+}
+
 class LoopTarget final : public Target {
  public:
   LoopTarget(const DeviceSpec& spec, BackingStore store)
@@ -431,9 +438,11 @@ class LoopTarget final : public Target {
   std::vector<int> files() const override { return {backing_.store.fd()}; }
   // O_DIRECT backing: no copy at all, the backing's reads and writes use the request's pages
   // (where the kernel has AUTO_BUF_REG; else one copy through the tag's buffer). Buffered
-  // backing: one copy, request <-> page cache, as the kernel's own loop driver does.
+  // backing: one copy, request <-> page cache, as the kernel's own loop driver does; through the
+  // mapping, or (UBLKD_LOOP_BUFFERED=ring) as io_uring reads and writes of the page cache, so that
+  // cache misses are read in parallel rather than faulted in one at a time by the queue thread.
   ublk::DataPath preferredDataPath() const override {
-    return backing_.direct ? ublk::DataPath::ZeroCopy : ublk::DataPath::HandlerMapped;
+    return backing_.direct || bufferedThroughRing() ? ublk::DataPath::ZeroCopy : ublk::DataPath::HandlerMapped;
   }
   std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t, uint16_t depth, ublk::DataPath path) override {
     // Only a buffered backing has a mapping; without one HandlerMapped is served as Copy.

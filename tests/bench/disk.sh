@@ -4,8 +4,12 @@
 # (--direct-io=on) and by ublkd loop, zero-copy where the kernel has AUTO_BUF_REG and with copies
 # (UBLKD_ZERO_COPY=0). 4k randread and randwrite at qd 64, 128k sequential read and write at
 # qd 16, 4k randread at qd 1 (latency); each repetition runs every device once per workload, in
-# a rotating order. Writes results.json to the results share.
+# a rotating order. Then buffered backing with a cold page cache (dropped before each run): the
+# kernel's loop against ublkd through the file mapping and through io_uring reads
+# (UBLKD_LOOP_BUFFERED=ring), 4k randread at qd 64 and 128k read at qd 16. Writes results.json
+# and results-cold.json to the results share.
 source "$(dirname "$0")/../vm/lib.sh"
+source "$(dirname "$0")/lib.sh"
 runtime=${UBLKD_BENCH_RUNTIME:-5}
 reps=${UBLKD_BENCH_REPS:-5}
 out=$UBLKD_RESULTS
@@ -16,22 +20,10 @@ measure() {
     --runtime="$runtime" --ramp_time=1 --time_based --norandommap --randrepeat=0 --output-format=json |
     python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print(round(d["iops"]), round(d["clat_ns"]["mean"]/1000, 1))'
 }
-set_none() { echo none >"/sys/block/$(basename "$1")/queue/scheduler"; }
 
 step "devices: a 512M file on ext4 on the virtio disk"
-disk=$(scratch_disk)
-mkfs.ext4 -q -F "$disk"
-mkdir -p /mnt/bench
-mount "$disk" /mnt/bench
-defer "umount /mnt/bench"
-backing=/mnt/bench/backing.img
-fallocate -l 512M "$backing"
-dd if=/dev/urandom of="$backing" bs=1M count=512 oflag=direct status=none # no unwritten extents
-set_none "$disk"
-loopdev=$(losetup --find --show --direct-io=on --sector-size 4096 "$backing")
-defer losetup -d "$loopdev"
-[ "$(cat "/sys/block/$(basename "$loopdev")/loop/dio")" = 1 ] || fail "kernel loop did not get direct I/O"
-set_none "$loopdev"
+disk_backing
+backing=$BACKING loopdev=$LOOPDEV
 spec="{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":1,\"depth\":128,\"direct_io\":true}"
 serve_device "$spec"
 ublk_zc=$UBLK_DEV
@@ -44,26 +36,54 @@ ublk_copy=$UBLK_DEV
 grep -q 'data path copy$' "$UBLK_OUT" || fail "UBLKD_ZERO_COPY=0 did not give a copy device: $(cat "$UBLK_OUT")"
 echo "kernel loop $loopdev, ublkd-loop $ublk_zc ($zc_path), ublkd-loop $ublk_copy (copy)"
 
-workloads=("randread 4k 64" "randwrite 4k 64" "read 128k 16" "write 128k 16" "randread 4k 1")
+# run_rows NAME WORKLOAD... -- DEVICE...: every workload ("rw bs qd") on every device ("name
+# path"), reps times in a rotating order, into $out/NAME.json. With COLD set, the page cache is
+# dropped before each run.
+run_rows() {
+  local name=$1 workloads=() devices=() results=() rep w i n line m rw bs qd
+  shift
+  while [ "$1" != -- ]; do workloads+=("$1"); shift; done
+  shift
+  devices=("$@")
+  n=${#devices[@]}
+  for rep in $(seq "$reps"); do
+    for w in "${workloads[@]}"; do
+      set -- $w
+      rw=$1 bs=$2 qd=$3
+      line="$name rep $rep $rw $bs qd $qd:"
+      # Rotate who goes first, so no device always runs on a cache or a disk warmed by another.
+      for ((i = 0; i < n; i++)); do
+        set -- ${devices[$(((i + rep) % n))]}
+        [ -n "${COLD:-}" ] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
+        m=$(measure "$2" "$rw" "$bs" "$qd")
+        line+=" $1 $m |"
+        results+=("{\"rep\":$rep,\"rw\":\"$rw\",\"bs\":\"$bs\",\"qd\":$qd,\"device\":\"$1\",\"iops\":${m% *},\"clat_us\":${m#* }}")
+      done
+      echo "$line"
+    done
+  done
+  (IFS=,; echo "{\"kernel\":\"$(uname -r)\",\"runtime\":$runtime,\"results\":[${results[*]}]}") >"$out/$name.json"
+}
+
+step "O_DIRECT backing"
 devices=("kernel $loopdev" "ublkd-copy $ublk_copy")
 # Without AUTO_BUF_REG both ublkd devices copy: the second would measure the same thing again.
 [ "$zc_path" = zero-copy ] && devices+=("ublkd-zero-copy $ublk_zc")
-n=${#devices[@]}
-results=()
-for rep in $(seq "$reps"); do
-  for w in "${workloads[@]}"; do
-    set -- $w
-    rw=$1 bs=$2 qd=$3
-    line="rep $rep $rw $bs qd $qd:"
-    # Rotate who goes first, so no device always runs on a cache or a disk warmed by another.
-    for ((i = 0; i < n; i++)); do
-      set -- ${devices[$(((i + rep) % n))]}
-      m=$(measure "$2" "$rw" "$bs" "$qd")
-      line+=" $1 $m |"
-      results+=("{\"rep\":$rep,\"rw\":\"$rw\",\"bs\":\"$bs\",\"qd\":$qd,\"device\":\"$1\",\"iops\":${m% *},\"clat_us\":${m#* }}")
-    done
-    echo "$line"
-  done
-done
-(IFS=,; echo "{\"kernel\":\"$(uname -r)\",\"runtime\":$runtime,\"results\":[${results[*]}]}") >"$out/results.json"
+run_rows results "randread 4k 64" "randwrite 4k 64" "read 128k 16" "write 128k 16" "randread 4k 1" -- "${devices[@]}"
+
+step "buffered backing, cold page cache: the kernel's loop, ublkd through the mapping, ublkd through the ring"
+losetup -d "$loopdev"
+loopdev=$(losetup --find --show --direct-io=off --sector-size 4096 "$backing")
+defer losetup -d "$loopdev"
+set_none "$loopdev"
+spec="{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":1,\"depth\":128,\"direct_io\":false}"
+serve_device "$spec"
+ublk_mapped=$UBLK_DEV
+expect_data_path false
+export UBLKD_LOOP_BUFFERED=ring
+serve_device "$spec"
+unset UBLKD_LOOP_BUFFERED
+ublk_ring=$UBLK_DEV
+COLD=1 run_rows results-cold "randread 4k 64" "read 128k 16" -- \
+  "kernel $loopdev" "ublkd-mapped $ublk_mapped" "ublkd-ring-$zc_path $ublk_ring"
 pass

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The disk benchmark's report (tests/bench/disk.sh): per workload, the median over repetitions of
-the per-repetition IOPS ratio of each ublkd device to the kernel's loop (above 1 is ublkd
-faster), with the spread (min-max) beside it, and the median IOPS and mean completion latency.
-  disk-report.py RESULTS.json [--svg FILE]   markdown on stdout; the plot as SVG to FILE
+"""The report of the disk and scaling benchmarks (tests/bench/disk.sh, scaling.sh): per workload,
+the median over repetitions of the per-repetition IOPS ratio of each ublkd device to the kernel's
+own driver (device "kernel"; above 1 is ublkd faster), with the spread (min-max) beside it, the
+median IOPS and mean completion latency, and the guest CPU time per I/O where recorded.
+  ratio-report.py RESULTS.json [--svg FILE TITLE]   markdown on stdout; the plot as SVG to FILE
 """
 import json
 import statistics
@@ -14,21 +15,24 @@ def load(path):
         data = json.load(f)
     rows = {}  # (rw, bs, qd) -> {device: {rep: (iops, clat)}}
     for r in data["results"]:
-        key = (r["rw"], r["bs"], r["qd"])
-        rows.setdefault(key, {}).setdefault(r["device"], {})[r["rep"]] = (r["iops"], r["clat_us"])
+        key = r.get("workload") or f"{r['rw']} {r['bs']} qd{r['qd']}"
+        rows.setdefault(key, {}).setdefault(r["device"], {})[r["rep"]] = (r["iops"], r["clat_us"],
+                                                                       r.get("cpu_us_per_io"))
     return data, rows
 
 
 def summarize(rows):
     out = []
-    for (rw, bs, qd), devices in rows.items():
+    for workload, devices in rows.items():
         kernel = devices["kernel"]
-        entry = {"workload": f"{rw} {bs} qd{qd}", "devices": {}}
+        entry = {"workload": workload, "devices": {}}
         for name, reps in devices.items():
             ratios = [reps[r][0] / kernel[r][0] for r in reps if r in kernel and kernel[r][0] > 0]
+            cpu = [v[2] for v in reps.values() if v[2] is not None]
             entry["devices"][name] = {
                 "iops": statistics.median(v[0] for v in reps.values()),
                 "clat": statistics.median(v[1] for v in reps.values()),
+                "cpu": statistics.median(cpu) if cpu else None,
                 "ratio": statistics.median(ratios),
                 "min": min(ratios),
                 "max": max(ratios),
@@ -39,32 +43,49 @@ def summarize(rows):
 
 
 def markdown(data, summary):
+    """One table per set of devices (a null row and a loop row compare different ones)."""
+    groups = {}
+    for e in summary:
+        groups.setdefault(tuple(e["devices"]), []).append(e)
+    return "\n\n".join(table(data, rows) for rows in groups.values())
+
+
+def table(data, summary):
     names = [n for n in summary[0]["devices"] if n != "kernel"]
+    cpu = summary[0]["devices"]["kernel"]["cpu"] is not None
+    unit = "IOPS (clat µs, CPU µs/IO)" if cpu else "IOPS (clat µs)"
     lines = [f"Kernel {data['kernel']}, {data['runtime']} s per run, "
              f"{summary[0]['devices']['kernel']['reps']} repetitions.", "",
-             "| workload | kernel loop IOPS (clat µs) | " +
-             " | ".join(f"{n} IOPS (clat µs) | {n}/kernel (min–max)" for n in names) + " |",
+             f"| workload | kernel {unit} | " +
+             " | ".join(f"{n} {unit} | {n}/kernel (min–max)" for n in names) + " |",
              "|---|---|" + "---|---|" * len(names)]
+
+    def cell(d):
+        extra = f", {d['cpu']:.0f}" if d["cpu"] is not None else ""
+        return f"{d['iops']:.0f} ({d['clat']:.0f}{extra})"
+
     for e in summary:
-        k = e["devices"]["kernel"]
-        cells = [e["workload"], f"{k['iops']:.0f} ({k['clat']:.0f})"]
+        cells = [e["workload"], cell(e["devices"]["kernel"])]
         for n in names:
             d = e["devices"][n]
-            cells += [f"{d['iops']:.0f} ({d['clat']:.0f})", f"**{d['ratio']:.2f}** ({d['min']:.2f}–{d['max']:.2f})"]
+            cells += [cell(d), f"**{d['ratio']:.2f}** ({d['min']:.2f}–{d['max']:.2f})"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def svg(data, summary):
+def svg(data, summary, title):
     """Two panels per workload: IOPS relative to the kernel's loop (median, min-max whisker), and
     the median mean completion latency in µs (log scale)."""
-    names = ["kernel"] + [n for n in summary[0]["devices"] if n != "kernel"]
+    names = ["kernel"]
+    for e in summary:
+        names += [n for n in e["devices"] if n not in names]
     colors = ["#888888", "#1f77b4", "#ff7f0e", "#2ca02c"]  # the kernel's loop is grey
     group, bar, left, top, height = 150, 34, 60, 40, 220
+    group = max(group, bar * max(len(e["devices"]) for e in summary) + 30)
     width = left + group * len(summary) + 20
     total = top * 2 + height * 2 + 90
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{total}" font-family="sans-serif" font-size="11">',
-             f'<text x="{left}" y="18" font-size="13">ublkd loop vs kernel loop, O_DIRECT file on ext4 on virtio ({data["kernel"]})</text>']
+             f'<text x="{left}" y="18" font-size="13">{title} ({data["kernel"]})</text>']
     # Panel 1: IOPS ratio, 0..max.
     top1 = top
     peak = max(max(d["max"] for d in e["devices"].values()) for e in summary)
@@ -89,9 +110,11 @@ def svg(data, summary):
     for i, e in enumerate(summary):
         x0 = left + i * group + 10
         parts.append(f'<text x="{x0}" y="{top2 + height + 16}">{e["workload"]}</text>')
-        for j, n in enumerate(names):
+        present = [n for n in names if n in e["devices"]]
+        for j, n in enumerate(present):
             d = e["devices"][n]
             x = x0 + j * bar
+            j = names.index(n)  # the device's colour is the same in every group
             c = colors[j % len(colors)]
             parts.append(f'<rect x="{x}" y="{y1(d["ratio"]):.1f}" width="{bar - 6}" height="{d["ratio"] * scale:.1f}" fill="{c}"/>')
             mid = x + (bar - 6) / 2
@@ -109,9 +132,9 @@ def main():
     data, rows = load(sys.argv[1])
     summary = summarize(rows)
     print(markdown(data, summary))
-    if len(sys.argv) > 3 and sys.argv[2] == "--svg":
+    if len(sys.argv) > 4 and sys.argv[2] == "--svg":
         with open(sys.argv[3], "w") as f:
-            f.write(svg(data, summary))
+            f.write(svg(data, summary, sys.argv[4]))
 
 
 if __name__ == "__main__":
