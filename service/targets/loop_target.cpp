@@ -14,8 +14,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <string_view>
 #include <fstream>
+#include <string_view>
 #include <vector>
 
 #include <fmt/format.h>
