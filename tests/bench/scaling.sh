@@ -8,6 +8,7 @@
 # hide cost when the emulator is the bottleneck. Repetitions rotate the device order. Writes
 # results.json to the results share.
 source "$(dirname "$0")/../vm/lib.sh"
+source "$(dirname "$0")/lib.sh"
 runtime=${UBLKD_BENCH_RUNTIME:-5}
 reps=${UBLKD_BENCH_REPS:-5}
 out=$UBLKD_RESULTS
@@ -30,21 +31,11 @@ hz, busy = int(sys.argv[2]), int(sys.argv[1])
 cpu_us = busy / hz * 1e6 * secs / (secs + 1) / max(ios, 1)
 print(round(j["iops"]), round(j["clat_ns"]["mean"] / 1000, 1), round(cpu_us, 1))' "$((after - before))" "$(getconf CLK_TCK)"
 }
-set_none() { echo none >"/sys/block/$(basename "$1")/queue/scheduler"; }
 
 [ "$(nproc)" -ge 4 ] || fail "needs a 4-vCPU guest (tests/vm/run --smp 4), has $(nproc)"
 step "backing: a 512M file on ext4 on the virtio disk"
-disk=$(scratch_disk)
-mkfs.ext4 -q -F "$disk"
-mkdir -p /mnt/bench
-mount "$disk" /mnt/bench
-defer "umount /mnt/bench"
-backing=/mnt/bench/backing.img
-dd if=/dev/urandom of="$backing" bs=1M count=512 oflag=direct status=none
-set_none "$disk"
-loopdev=$(losetup --find --show --direct-io=on --sector-size 4096 "$backing")
-defer losetup -d "$loopdev"
-set_none "$loopdev"
+disk_backing
+backing=$BACKING loopdev=$LOOPDEV
 
 results=()
 record() { # WORKLOAD DEVICE REP "iops clat cpu"
