@@ -1,8 +1,6 @@
 // The feature-name table: the one place a UBLK_F_* bit gets its name.
 #include "feature_names.h"
 
-#include "abi.h"
-
 #include <array>
 #include <bit>
 
@@ -47,13 +45,6 @@ std::vector<std::string> featureNames(uint64_t mask) {
     names.push_back(known.empty() ? fmt::format("BIT_{}", bit) : std::string(known));
   }
   return names;
-}
-
-std::string_view dataPathName(uint64_t flags) {
-  if ((flags & abi::feature::kAutoBufReg) != 0) return "zero-copy";
-  if ((flags & abi::feature::kUserCopy) != 0) return "user-copy";
-  if ((flags & abi::feature::kNeedGetData) != 0) return "mapped";
-  return "copy";
 }
 
 }  // namespace ublk

@@ -13,10 +13,4 @@ namespace ublk {
 std::vector<std::string> featureNames(uint64_t mask);
 std::string_view featureName(unsigned bit);
 
-// How a device's request data moves, from the flags ADD_DEV granted it: "zero-copy" (AUTO_BUF_REG:
-// the backend's I/O uses the request's own pages), "user-copy" (USER_COPY), "mapped"
-// (NEED_GET_DATA: the kernel copies straight to and from the server's memory, such as a mapped
-// page cache) or "copy" (through a buffer per tag).
-std::string_view dataPathName(uint64_t flags);
-
 }  // namespace ublk

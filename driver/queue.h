@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "abi.h"
+#include "data_path.h"
 #include "mapped_region.h"
 #include "ring.h"
 
@@ -37,17 +38,6 @@ class SqeSource {
 
 // The result of a request that is not finished yet: its handler queued I/O for it.
 constexpr int kPending = INT_MIN;
-
-// How request data moves between the kernel and the handler; fixed for the device's life.
-enum class DataPath {
-  Copy,           // the kernel copies to and from a buffer per tag that the queue owns
-  None,           // UBLK_F_USER_COPY: the kernel copies nothing (handlers that ignore data)
-  HandlerMapped,  // UBLK_F_NEED_GET_DATA: the handler names where each request's data lives,
-                  // and the kernel copies straight between the request and that memory
-  ZeroCopy,       // UBLK_F_AUTO_BUF_REG: nothing is copied; the request's own pages are the
-                  // ring's fixed buffer number `tag` while the handler serves it (*_FIXED I/O
-                  // with buf_index = tag, addr = the offset in the request)
-};
 
 // Serves one queue's requests; called only on the queue's thread, so it needs no locks.
 // start and complete return the result to commit now (bytes transferred, or -errno), or kPending.

@@ -15,9 +15,9 @@
 #include "abi.h"
 #include "backing_store.h"
 #include "crash_policy.h"
+#include "data_path.h"
 #include "device_identity.h"
 #include "device_spec.h"
-#include "feature_names.h"
 #include "log.h"
 #include "managed_device.h"
 #include "process_info.h"
@@ -297,7 +297,7 @@ void Manager::becameLive(Managed& device, uint32_t id) {
   if (device.status && device.status->geometry) {
     const ServedGeometry& granted = *device.status->geometry;
     device.kernelFlags = granted.flags;
-    view.dataPath = ublk::dataPathName(granted.flags);
+    view.dataPath = std::string(ublk::dataPathName(ublk::dataPathOf(granted.flags)));
     view.queues = granted.queues;
     view.depth = granted.depth;
     view.sizeBytes = granted.bytes;

@@ -17,9 +17,9 @@ extern "C" {
 
 #include <fmt/format.h>
 
+#include "data_path.h"
 #include "device_identity.h"
 #include "device_spec.h"
-#include "feature_names.h"
 #include "log.h"
 #include "managed_device.h"
 #include "manager.h"
@@ -151,7 +151,7 @@ void Manager::adoptOne(std::unique_ptr<Managed> device, const DeviceRecord& reco
   }
   // Not GET_PARAMS: it takes the device's lock in the kernel, which a daemon's stuck STOP_DEV holds.
   device->kernelFlags = info->flags;
-  view.dataPath = ublk::dataPathName(info->flags);
+  view.dataPath = std::string(ublk::dataPathName(ublk::dataPathOf(info->flags)));
   view.queues = info->nr_hw_queues;
   view.depth = info->queue_depth;
   if (!record.sizeBytes) {

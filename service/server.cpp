@@ -28,7 +28,7 @@
 
 #include "char_device.h"
 #include "control_device.h"
-#include "feature_names.h"
+#include "data_path.h"
 #include "queue.h"
 #include "service_error.h"
 #include "target.h"
@@ -90,16 +90,6 @@ uint64_t dataPathFlags(ublk::DataPath path, uint64_t features) {
       break;
   }
   return 0;
-}
-
-// What the device got: a path whose feature the kernel did not grant falls back to Copy. A device
-// made with AUTO_BUF_REG is served zero-copy whatever this daemon would prefer (a recovered device
-// keeps the flags it was made with, and the kernel expects its protocol).
-ublk::DataPath grantedDataPath(ublk::DataPath wanted, uint64_t granted) {
-  if ((granted & abi::feature::kAutoBufReg) != 0) return ublk::DataPath::ZeroCopy;
-  if (wanted == ublk::DataPath::None && (granted & abi::feature::kUserCopy) != 0) return wanted;
-  if (wanted == ublk::DataPath::HandlerMapped && (granted & abi::feature::kNeedGetData) != 0) return wanted;
-  return ublk::DataPath::Copy;
 }
 
 uint8_t shiftOf(uint32_t bytes) { return static_cast<uint8_t>(std::countr_zero(bytes)); }
@@ -400,7 +390,6 @@ int Server::run() {
     // Kernels before 6.5 have no GET_FEATURES; ADD_DEV's answer is the contract anyway.
   }
   std::unique_ptr<Target> target = makeTarget(spec_, std::move(options_.backing));
-  const ublk::DataPath preferred = target->preferredDataPath();
 
   std::optional<Device> device;
   if (options_.recoverId) {
@@ -419,7 +408,7 @@ int Server::run() {
     }
     waitUntilRecoverable(control, info.dev_id);
     control.startUserRecovery(info.dev_id);
-    device.emplace(control, info, grantedDataPath(preferred, info.flags), Device::Origin::Recovered);
+    device.emplace(control, info, ublk::dataPathOf(info.flags), Device::Origin::Recovered);
   } else {
     const Geometry geometry = target->geometry();
     const uint16_t queues = std::min(spec_.queues, target->maxQueues().value_or(spec_.queues));
@@ -428,9 +417,9 @@ int Server::run() {
                            .queue_depth = spec_.depth,
                            .max_io_buf_bytes = kMaxIoBytes,
                            .dev_id = UINT32_MAX,
-                           .flags = wantedFlags(spec_, features) | dataPathFlags(preferred, features),
+                           .flags = wantedFlags(spec_, features) | dataPathFlags(target->preferredDataPath(), features),
                            .ublksrv_flags = options_.cookie});
-    device.emplace(control, granted, grantedDataPath(preferred, granted.flags), Device::Origin::Added);
+    device.emplace(control, granted, ublk::dataPathOf(granted.flags), Device::Origin::Added);
     if (events_.onAdded) events_.onAdded(device->id());
     if (granted.nr_hw_queues != queues || granted.queue_depth != spec_.depth) {
       fmt::print(stderr, "ublkd serve: device {}: the kernel granted {} queues of depth {} (asked {} of {})\n",
@@ -445,7 +434,8 @@ int Server::run() {
   fmt::print("/dev/ublkb{}\n", device->id());
   std::fflush(stdout);
   fmt::print(stderr, "ublkd serve: device {}: {} queues of depth {}, data path {}\n", device->id(),
-             device->info().nr_hw_queues, device->info().queue_depth, ublk::dataPathName(device->info().flags));
+             device->info().nr_hw_queues, device->info().queue_depth,
+             ublk::dataPathName(ublk::dataPathOf(device->info().flags)));
   if (events_.onReady) {
     const abi::DevInfo& info = device->info();
     events_.onReady(device->id(), {.flags = info.flags,

@@ -41,8 +41,9 @@ class Target {
   virtual Geometry geometry() const = 0;
   // The fds each queue registers as fixed files (handler fd i is fixed file i + 1).
   virtual std::vector<int> files() const { return {}; }
-  // The data path the target serves best; the device may get Copy instead on kernels without
-  // the feature it needs, and every handler must serve Copy too.
+  // The data path the target serves best. The device gets what the kernel grants (Copy on
+  // kernels without the feature; a recovered device keeps its flags), and every handler must
+  // serve Copy too.
   virtual ublk::DataPath preferredDataPath() const { return ublk::DataPath::Copy; }
   virtual std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t queue, uint16_t depth, ublk::DataPath path) = 0;
   // The most queues the target can serve (an NBD server without multi-conn: one); nullopt = any.
