@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "abi.h"
+#include "batch_commands.h"
 #include "data_path.h"
 #include "mapped_region.h"
 #include "ring.h"
@@ -47,8 +48,9 @@ class RequestHandler {
   // `data` is where the request's data is (Copy, HandlerMapped) or nullptr (None, ZeroCopy).
   virtual int start(SqeSource& sqes, uint16_t tag, const abi::IoDesc& desc, std::byte* data) = 0;
   virtual int complete(SqeSource& sqes, uint16_t tag, uint8_t op, int res) = 0;
-  // HandlerMapped only: the memory holding the data of the request `desc` describes.
-  virtual std::byte* dataAddress(const abi::IoDesc&) { return nullptr; }
+  // HandlerMapped only: the memory holding the data of the request `desc` describes (for a WRITE,
+  // where the kernel copies its data before start); start gets the same address.
+  virtual std::byte* dataAddress(uint16_t /*tag*/, const abi::IoDesc&) { return nullptr; }
   // The CQE of an SQE from eventSqe.
   virtual void onEvent(SqeSource&, uint8_t /*op*/, int /*res*/) {}
   // Once per batch, after its CQEs are handled and before the queue submits and sleeps: the
@@ -70,6 +72,8 @@ class Queue final : public SqeSource {
     // After a batch, keep collecting new requests without sleeping for this long: a request that
     // arrives meanwhile costs no sleep and wakeup on either side. 0 sleeps at once.
     std::chrono::microseconds pollWindow{0};
+    // UBLK_F_BATCH_IO was granted: PREP / FETCH / COMMIT_IO_CMDS instead of per-tag commands.
+    bool batch = false;
   };
 
   // Must run on the queue's own thread: the ring is created for a single issuer.
@@ -96,7 +100,11 @@ class Queue final : public SqeSource {
   io_uring_sqe* nextSqe();
   void prepIoCmd(uint32_t op, uint16_t tag, int result, uint8_t kind = 0);
   void startRequest(uint16_t tag, RequestHandler& handler);
+  void onNewRequest(uint16_t tag, RequestHandler& handler);
   void onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler);
+  void armBatchFetch();
+  void flushBatchCommits();
+  void onBatchCqe(const io_uring_cqe& cqe, uint8_t op, uint16_t slot, RequestHandler& handler);
   void finish(uint16_t tag, int result);
   unsigned reap(RequestHandler& handler);
   std::byte* tagBuffer(uint16_t tag) const;
@@ -104,6 +112,7 @@ class Queue final : public SqeSource {
   // Declared before ring_ so they outlive it: the ring's teardown may still touch them.
   MappedRegion descriptors_;
   MappedRegion buffers_;
+  std::unique_ptr<BatchCommands> batch_;  // BATCH_IO only; owns the FETCH's buffer ring
   Config config_;
   std::unique_ptr<Ring> ring_;
   std::vector<std::byte*> data_;  // per tag: the address given to the kernel with its next command

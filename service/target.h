@@ -16,6 +16,10 @@
 
 namespace ublkd {
 
+// The largest request a device takes (its max_io_buf_bytes): 512 KiB keeps a queue's per-tag
+// buffers (depth x this) modest.
+inline constexpr uint32_t kMaxIoBytes = 512 * 1024;
+
 struct Geometry {
   uint64_t sizeBytes = 0;
   uint32_t logicalBlock = 512;
@@ -41,10 +45,11 @@ class Target {
   virtual Geometry geometry() const = 0;
   // The fds each queue registers as fixed files (handler fd i is fixed file i + 1).
   virtual std::vector<int> files() const { return {}; }
-  // The data path the target serves best. The device gets what the kernel grants (Copy on
-  // kernels without the feature; a recovered device keeps its flags), and every handler must
-  // serve Copy too.
-  virtual ublk::DataPath preferredDataPath() const { return ublk::DataPath::Copy; }
+  // The data path the target serves best, given whether the kernel can lend requests' pages
+  // (AUTO_BUF_REG, and not turned off with UBLKD_ZERO_COPY=0). The device gets what the kernel
+  // grants (Copy on kernels without the feature; a recovered device keeps its flags), and every
+  // handler must serve Copy too.
+  virtual ublk::DataPath preferredDataPath(bool /*zeroCopy*/) const { return ublk::DataPath::Copy; }
   virtual std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t queue, uint16_t depth, ublk::DataPath path) = 0;
   // The most queues the target can serve (an NBD server without multi-conn: one); nullopt = any.
   virtual std::optional<uint16_t> maxQueues() const { return std::nullopt; }

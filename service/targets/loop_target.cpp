@@ -7,6 +7,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -238,19 +239,29 @@ struct Transfer {
 // straight to and from the backing file's page cache through that mapping, so READ and WRITE
 // need no I/O of their own; otherwise they are io_uring reads and writes of the tag's buffer, or
 // (`zeroCopy`, DataPath::ZeroCopy) of the request's own pages, fixed buffer `tag` of the ring.
+// With `checkMisses` (a backing on a disk) a mapped READ or WRITE whose pages are not all in the
+// page cache goes through the ring instead, into or out of a buffer of the tag's: the queue
+// thread would otherwise take the miss as a page fault inside the kernel's copy and wait for the
+// disk, one miss at a time, while io_uring reads misses in parallel.
 class LoopHandler final : public ublk::RequestHandler {
  public:
   LoopHandler(uint16_t depth, bool blockDevice, bool zeroCopy, std::byte* mapping, size_t mappingBytes,
-              const std::byte* zeros)
+              bool checkMisses, const std::byte* zeros)
       : transfers_(depth),
+        missed_(depth, false),
         blockDevice_(blockDevice),
         zeroCopy_(zeroCopy),
         mapping_(mapping),
         mappingBytes_(mappingBytes),
+        checkMisses_(checkMisses),
         zeros_(zeros) {}
 
-  std::byte* dataAddress(const IoDesc& desc) override {
-    return mapping_ == nullptr ? nullptr : mapping_ + (desc.start_sector << 9);
+  std::byte* dataAddress(uint16_t tag, const IoDesc& desc) override {
+    if (mapping_ == nullptr) return nullptr;
+    const uint64_t offset = desc.start_sector << 9;
+    const Op op = ublk::abi::opOf(desc);
+    missed_[tag] = checkMisses_ && (op == Op::Read || op == Op::Write) && !cached(offset, desc.nr_sectors << 9);
+    return missed_[tag] ? missBuffer(tag) : mapping_ + offset;
   }
 
   int start(ublk::SqeSource& queue, uint16_t tag, const IoDesc& desc, std::byte* buffer) override {
@@ -260,7 +271,9 @@ class LoopHandler final : public ublk::RequestHandler {
     switch (ublk::abi::opOf(desc)) {
       case Op::Read:
       case Op::Write:
-        if (mapping_ != nullptr) return finishMapped(queue, tag, length, ublk::abi::opOf(desc) == Op::Write && fua);
+        if (mapping_ != nullptr && !missed_[tag]) {
+          return finishMapped(queue, tag, length, ublk::abi::opOf(desc) == Op::Write && fua);
+        }
         transfers_[tag] = {.buffer = buffer,
                            .offset = offset,
                            .length = length,
@@ -368,6 +381,29 @@ class LoopHandler final : public ublk::RequestHandler {
     return fdatasync(queue, tag, kFuaSync);
   }
 
+  // Whether every page of [offset, offset + length) of the file is in the page cache (mincore
+  // answers from the page cache for pages this process has not mapped). An error says no: the
+  // ring then reads or writes the range, which is right either way.
+  bool cached(uint64_t offset, uint32_t length) {
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t first = offset / page * page;
+    const uint64_t end = std::min<uint64_t>((offset + length + page - 1) / page * page, mappingBytes_);
+    if (end <= first) return true;
+    residency_.resize((end - first + page - 1) / page);
+    if (::mincore(mapping_ + first, end - first, residency_.data()) != 0) return false;
+    return std::all_of(residency_.begin(), residency_.end(), [](unsigned char r) { return (r & 1) != 0; });
+  }
+
+  // Tag `tag`'s buffer for a request that missed the page cache; reserved at the first miss, and
+  // only the pages misses touch are ever backed by memory.
+  std::byte* missBuffer(uint16_t tag) {
+    if (missBuffers_.size() == 0) {
+      missBuffers_ = ublk::MappedRegion(transfers_.size() * size_t{kMaxIoBytes}, PROT_READ | PROT_WRITE,
+                                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0, "the loop's miss buffers");
+    }
+    return missBuffers_.as<std::byte>() + size_t{tag} * kMaxIoBytes;
+  }
+
   int transferred(ublk::SqeSource& queue, uint16_t tag, uint8_t op, int res) {
     if (res < 0) return res;
     Transfer& t = transfers_[tag];
@@ -407,18 +443,43 @@ class LoopHandler final : public ublk::RequestHandler {
   }
 
   std::vector<Transfer> transfers_;
+  std::vector<bool> missed_;  // per tag: its request goes through the ring, not the mapping
   bool blockDevice_;
   bool zeroCopy_;
   bool uringDiscard_ = true;
   std::byte* mapping_;
   size_t mappingBytes_;
   uint64_t mappedBytes_ = 0;  // moved through the mapping since the last look at the resident size
+  bool checkMisses_;
+  std::vector<unsigned char> residency_;
+  ublk::MappedRegion missBuffers_;
   const std::byte* zeros_;
 };
 
-bool bufferedThroughRing() {
+// Whether the file lives in memory (tmpfs, ramfs): its page cache never misses to a disk.
+bool memoryBacked(const Backing& backing) {
+  constexpr long kTmpfsMagic = 0x01021994;
+  constexpr long kRamfsMagic = 0x858458f6;
+  struct statfs fs {};
+  if (backing.store.isBlockDevice() || ::fstatfs(backing.store.fd(), &fs) != 0) return false;
+  return fs.f_type == kTmpfsMagic || fs.f_type == kRamfsMagic;
+}
+
+// How a buffered device moves its data (tests/bench/buffered.sh, disk.sh; BENCHMARKS.md):
+// - through the ring: io_uring reads and writes of the page cache, straight into the request's
+//   pages where the kernel lends them (zero copy). Cache misses are read in parallel (3.7x the
+//   kernel's loop on a cold cache at 4k), and on a warm ext4 cache it led on every row.
+// - through the mapping: the kernel copies between the request and ublkd's mapping of the file.
+//   One copy with no io_uring round trip, but a miss is a page fault taken by the queue thread,
+//   one at a time. It stays the default where the ring would copy twice (no zero copy: 0.1-0.6x
+//   the mapping on a warm ext4 cache) and on tmpfs, which has no misses to wait for and where
+//   io_uring's reads take a worker thread (half the mapping's IOPS at qd 1).
+// UBLKD_LOOP_BUFFERED=ring or =mapped overrides the choice.
+bool bufferedThroughRing(const Backing& backing, bool zeroCopy) {
   const char* env = std::getenv("UBLKD_LOOP_BUFFERED");
-  return env != nullptr && std::string_view(env) == "ring";
+  if (env != nullptr && std::string_view(env) == "ring") return true;
+  if (env != nullptr && std::string_view(env) == "mapped") return false;
+  return zeroCopy && !memoryBacked(backing);
 }
 
 class LoopTarget final : public Target {
@@ -438,17 +499,17 @@ class LoopTarget final : public Target {
   std::vector<int> files() const override { return {backing_.store.fd()}; }
   // O_DIRECT backing: no copy at all, the backing's reads and writes use the request's pages
   // (where the kernel has AUTO_BUF_REG; else one copy through the tag's buffer). Buffered
-  // backing: one copy, request <-> page cache, as the kernel's own loop driver does; through the
-  // mapping, or (UBLKD_LOOP_BUFFERED=ring) as io_uring reads and writes of the page cache, so that
-  // cache misses are read in parallel rather than faulted in one at a time by the queue thread.
-  ublk::DataPath preferredDataPath() const override {
-    return backing_.direct || bufferedThroughRing() ? ublk::DataPath::ZeroCopy : ublk::DataPath::HandlerMapped;
+  // backing: one copy, request <-> page cache, as the kernel's own loop driver does; as io_uring
+  // reads and writes of the page cache or through the mapping (bufferedThroughRing).
+  ublk::DataPath preferredDataPath(bool zeroCopy) const override {
+    return backing_.direct || bufferedThroughRing(backing_, zeroCopy) ? ublk::DataPath::ZeroCopy
+                                                                      : ublk::DataPath::HandlerMapped;
   }
   std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t, uint16_t depth, ublk::DataPath path) override {
     // Only a buffered backing has a mapping; without one HandlerMapped is served as Copy.
     std::byte* mapping = path == ublk::DataPath::HandlerMapped ? mapping_.as<std::byte>() : nullptr;
     return std::make_unique<LoopHandler>(depth, backing_.store.isBlockDevice(), path == ublk::DataPath::ZeroCopy,
-                                         mapping, mapping_.size(), zeros_.as<std::byte>());
+                                         mapping, mapping_.size(), !memoryBacked(backing_), zeros_.as<std::byte>());
   }
 
  private:

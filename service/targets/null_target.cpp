@@ -37,7 +37,7 @@ class NullTarget final : public Target {
   std::string_view name() const override { return "null"; }
   Geometry geometry() const override { return geometry_; }
   // Null never looks at data, so with USER_COPY the kernel need not copy any.
-  ublk::DataPath preferredDataPath() const override { return ublk::DataPath::None; }
+  ublk::DataPath preferredDataPath(bool) const override { return ublk::DataPath::None; }
   std::unique_ptr<ublk::RequestHandler> makeHandler(uint16_t, uint16_t, ublk::DataPath) override {
     return std::make_unique<NullHandler>();
   }

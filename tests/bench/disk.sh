@@ -6,20 +6,14 @@
 # qd 16, 4k randread at qd 1 (latency); each repetition runs every device once per workload, in
 # a rotating order. Then buffered backing with a cold page cache (dropped before each run): the
 # kernel's loop against ublkd through the file mapping and through io_uring reads
-# (UBLKD_LOOP_BUFFERED=ring), 4k randread at qd 64 and 128k read at qd 16. Writes results.json
-# and results-cold.json to the results share.
+# (UBLKD_LOOP_BUFFERED=ring), 4k randread and randwrite at qd 64 and 128k read at qd 16. Writes
+# results.json and results-cold.json to the results share (UBLKD_BENCH_PARTS="direct" or "cold"
+# runs one part).
 source "$(dirname "$0")/../vm/lib.sh"
 source "$(dirname "$0")/lib.sh"
 runtime=${UBLKD_BENCH_RUNTIME:-5}
 reps=${UBLKD_BENCH_REPS:-5}
-out=$UBLKD_RESULTS
-
-# measure DEV RW BS QD -> "iops clat_mean_us"
-measure() {
-  fio --name=bench --filename="$1" --ioengine=io_uring --direct=1 --rw="$2" --bs="$3" --iodepth="$4" \
-    --runtime="$runtime" --ramp_time=1 --time_based --norandommap --randrepeat=0 --output-format=json |
-    python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; d=j["read"] if j["read"]["io_bytes"] else j["write"]; print(round(d["iops"]), round(d["clat_ns"]["mean"]/1000, 1))'
-}
+parts=" ${UBLKD_BENCH_PARTS:-direct cold} "  # which of the two parts to run
 
 step "devices: a 512M file on ext4 on the virtio disk"
 disk_backing
@@ -36,54 +30,26 @@ ublk_copy=$UBLK_DEV
 grep -q 'data path copy$' "$UBLK_OUT" || fail "UBLKD_ZERO_COPY=0 did not give a copy device: $(cat "$UBLK_OUT")"
 echo "kernel loop $loopdev, ublkd-loop $ublk_zc ($zc_path), ublkd-loop $ublk_copy (copy)"
 
-# run_rows NAME WORKLOAD... -- DEVICE...: every workload ("rw bs qd") on every device ("name
-# path"), reps times in a rotating order, into $out/NAME.json. With COLD set, the page cache is
-# dropped before each run.
-run_rows() {
-  local name=$1 workloads=() devices=() results=() rep w i n line m rw bs qd
-  shift
-  while [ "$1" != -- ]; do workloads+=("$1"); shift; done
-  shift
-  devices=("$@")
-  n=${#devices[@]}
-  for rep in $(seq "$reps"); do
-    for w in "${workloads[@]}"; do
-      set -- $w
-      rw=$1 bs=$2 qd=$3
-      line="$name rep $rep $rw $bs qd $qd:"
-      # Rotate who goes first, so no device always runs on a cache or a disk warmed by another.
-      for ((i = 0; i < n; i++)); do
-        set -- ${devices[$(((i + rep) % n))]}
-        [ -n "${COLD:-}" ] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
-        m=$(measure "$2" "$rw" "$bs" "$qd")
-        line+=" $1 $m |"
-        results+=("{\"rep\":$rep,\"rw\":\"$rw\",\"bs\":\"$bs\",\"qd\":$qd,\"device\":\"$1\",\"iops\":${m% *},\"clat_us\":${m#* }}")
-      done
-      echo "$line"
-    done
-  done
-  (IFS=,; echo "{\"kernel\":\"$(uname -r)\",\"runtime\":$runtime,\"results\":[${results[*]}]}") >"$out/$name.json"
-}
-
 step "O_DIRECT backing"
 devices=("kernel $loopdev" "ublkd-copy $ublk_copy")
 # Without AUTO_BUF_REG both ublkd devices copy: the second would measure the same thing again.
 [ "$zc_path" = zero-copy ] && devices+=("ublkd-zero-copy $ublk_zc")
-run_rows results "randread 4k 64" "randwrite 4k 64" "read 128k 16" "write 128k 16" "randread 4k 1" -- "${devices[@]}"
+[[ $parts == *" direct "* ]] && run_rows results "randread 4k 64" "randwrite 4k 64" "read 128k 16" "write 128k 16" "randread 4k 1" -- "${devices[@]}"
 
+[[ $parts == *" cold "* ]] || pass
 step "buffered backing, cold page cache: the kernel's loop, ublkd through the mapping, ublkd through the ring"
 losetup -d "$loopdev"
 loopdev=$(losetup --find --show --direct-io=off --sector-size 4096 "$backing")
 defer losetup -d "$loopdev"
 set_none "$loopdev"
 spec="{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":1,\"depth\":128,\"direct_io\":false}"
-serve_device "$spec"
+UBLKD_LOOP_BUFFERED=mapped serve_device "$spec"
 ublk_mapped=$UBLK_DEV
-expect_data_path false
+UBLKD_LOOP_BUFFERED=mapped expect_data_path false
 export UBLKD_LOOP_BUFFERED=ring
 serve_device "$spec"
 unset UBLKD_LOOP_BUFFERED
 ublk_ring=$UBLK_DEV
-COLD=1 run_rows results-cold "randread 4k 64" "read 128k 16" -- \
+COLD=1 run_rows results-cold "randread 4k 64" "randwrite 4k 64" "read 128k 16" -- \
   "kernel $loopdev" "ublkd-mapped $ublk_mapped" "ublkd-ring-$zc_path $ublk_ring"
 pass

@@ -4,6 +4,7 @@ the median over repetitions of the per-repetition IOPS ratio of each ublkd devic
 own driver (device "kernel"; above 1 is ublkd faster), with the spread (min-max) beside it, the
 median IOPS and mean completion latency, and the guest CPU time per I/O where recorded.
   ratio-report.py RESULTS.json [--svg FILE TITLE]   markdown on stdout; the plot as SVG to FILE
+  ratio-report.py RESULTS.json --base DEVICE       the same table, with ratios to DEVICE instead
 """
 import json
 import statistics
@@ -21,10 +22,10 @@ def load(path):
     return data, rows
 
 
-def summarize(rows):
+def summarize(rows, base="kernel"):
     out = []
     for workload, devices in rows.items():
-        kernel = devices["kernel"]
+        kernel = devices[base]
         entry = {"workload": workload, "devices": {}}
         for name, reps in devices.items():
             ratios = [reps[r][0] / kernel[r][0] for r in reps if r in kernel and kernel[r][0] > 0]
@@ -42,22 +43,22 @@ def summarize(rows):
     return out
 
 
-def markdown(data, summary):
+def markdown(data, summary, base="kernel"):
     """One table per set of devices (a null row and a loop row compare different ones)."""
     groups = {}
     for e in summary:
         groups.setdefault(tuple(e["devices"]), []).append(e)
-    return "\n\n".join(table(data, rows) for rows in groups.values())
+    return "\n\n".join(table(data, rows, base) for rows in groups.values())
 
 
-def table(data, summary):
-    names = [n for n in summary[0]["devices"] if n != "kernel"]
-    cpu = summary[0]["devices"]["kernel"]["cpu"] is not None
+def table(data, summary, base):
+    names = [n for n in summary[0]["devices"] if n != base]
+    cpu = summary[0]["devices"][base]["cpu"] is not None
     unit = "IOPS (clat µs, CPU µs/IO)" if cpu else "IOPS (clat µs)"
     lines = [f"Kernel {data['kernel']}, {data['runtime']} s per run, "
-             f"{summary[0]['devices']['kernel']['reps']} repetitions.", "",
-             f"| workload | kernel {unit} | " +
-             " | ".join(f"{n} {unit} | {n}/kernel (min–max)" for n in names) + " |",
+             f"{summary[0]['devices'][base]['reps']} repetitions.", "",
+             f"| workload | {base} {unit} | " +
+             " | ".join(f"{n} {unit} | {n}/{base} (min–max)" for n in names) + " |",
              "|---|---|" + "---|---|" * len(names)]
 
     def cell(d):
@@ -65,7 +66,7 @@ def table(data, summary):
         return f"{d['iops']:.0f} ({d['clat']:.0f}{extra})"
 
     for e in summary:
-        cells = [e["workload"], cell(e["devices"]["kernel"])]
+        cells = [e["workload"], cell(e["devices"][base])]
         for n in names:
             d = e["devices"][n]
             cells += [cell(d), f"**{d['ratio']:.2f}** ({d['min']:.2f}–{d['max']:.2f})"]
@@ -130,6 +131,9 @@ def svg(data, summary, title):
 
 def main():
     data, rows = load(sys.argv[1])
+    if len(sys.argv) > 3 and sys.argv[2] == "--base":
+        print(markdown(data, summarize(rows, sys.argv[3]), sys.argv[3]))
+        return
     summary = summarize(rows)
     print(markdown(data, summary))
     if len(sys.argv) > 4 and sys.argv[2] == "--svg":

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -370,7 +371,7 @@ TEST(LoopDirect, DirectIoReadAndWriteMoveAlignedBuffersThroughCopyPath) {
     if (e.field() == "/direct_io") GTEST_SKIP() << e.what();
     throw;
   }
-  EXPECT_EQ(target->preferredDataPath(), DataPath::ZeroCopy);  // Copy where the kernel has no AUTO_BUF_REG
+  EXPECT_EQ(target->preferredDataPath(true), DataPath::ZeroCopy);  // Copy where the kernel has no AUTO_BUF_REG
   ASSERT_EQ(target->files().size(), 1u);
   EXPECT_NE(::fcntl(target->files()[0], F_GETFL) & O_DIRECT, 0);
 
@@ -394,7 +395,7 @@ TEST(LoopDirect, DefaultOpensDirectWhereFilesystemAllowsAndPrefersZeroCopy) {
       ublkd::makeTarget(ublkd::parseDeviceSpec(fmt::format(R"({{"target":"loop","path":"{}"}})", file.path())));
   ASSERT_EQ(target->files().size(), 1u);
   const bool direct = (::fcntl(target->files()[0], F_GETFL) & O_DIRECT) != 0;
-  EXPECT_EQ(target->preferredDataPath(), direct ? DataPath::ZeroCopy : DataPath::HandlerMapped);
+  EXPECT_EQ(target->preferredDataPath(false), direct ? DataPath::ZeroCopy : DataPath::HandlerMapped);
 }
 
 // --- Loop target, DataPath::HandlerMapped (buffered backing, mapped page cache) ---
@@ -407,31 +408,41 @@ class LoopMapped : public ::testing::Test {
   RingSqeSource sqes_{target_->files()};
 };
 
-TEST_F(LoopMapped, BufferedBackingPrefersHandlerMapped) {
-  EXPECT_EQ(target_->preferredDataPath(), DataPath::HandlerMapped);
+TEST_F(LoopMapped, BufferedBackingUsesTheRingOnlyWithZeroCopyAndADisk) {
+  // Without zero copy the ring would copy twice; on tmpfs no miss waits for a disk.
+  EXPECT_EQ(target_->preferredDataPath(false), DataPath::HandlerMapped);
+  struct statfs fs {};
+  ASSERT_EQ(::statfs(file_.path().c_str(), &fs), 0);
+  const bool inMemory = fs.f_type == 0x01021994 /* tmpfs */;
+  EXPECT_EQ(target_->preferredDataPath(true), inMemory ? DataPath::HandlerMapped : DataPath::ZeroCopy);
+  ::setenv("UBLKD_LOOP_BUFFERED", "mapped", 1);
+  EXPECT_EQ(target_->preferredDataPath(true), DataPath::HandlerMapped);
+  ::setenv("UBLKD_LOOP_BUFFERED", "ring", 1);
+  EXPECT_EQ(target_->preferredDataPath(false), DataPath::ZeroCopy);
+  ::unsetenv("UBLKD_LOOP_BUFFERED");
 }
 
 TEST_F(LoopMapped, DataAddressPointsAtFileBytesOfStartSector) {
   for (const uint64_t sector : {uint64_t{0}, uint64_t{1}, uint64_t{777}, kFileBytes / 512 - 8}) {
-    const std::byte* address = handler_->dataAddress(ioDesc(Op::Read, sector, 8));
+    const std::byte* address = handler_->dataAddress(0, ioDesc(Op::Read, sector, 8));
     ASSERT_NE(address, nullptr);
     EXPECT_EQ(std::memcmp(address, file_.read(sector * 512, 4096).data(), 4096), 0) << "sector " << sector;
   }
-  EXPECT_EQ(handler_->dataAddress(ioDesc(Op::Write, 100, 1)) - handler_->dataAddress(ioDesc(Op::Write, 0, 1)),
+  EXPECT_EQ(handler_->dataAddress(0, ioDesc(Op::Write, 100, 1)) - handler_->dataAddress(0, ioDesc(Op::Write, 0, 1)),
             100 * 512);
 }
 
 TEST_F(LoopMapped, ReadAndWriteCompleteAtOnceWithoutIo) {
   const IoDesc read = ioDesc(Op::Read, 40, 16);
-  EXPECT_EQ(handler_->start(sqes_, 0, read, handler_->dataAddress(read)), 16 * 512);
+  EXPECT_EQ(handler_->start(sqes_, 0, read, handler_->dataAddress(0, read)), 16 * 512);
   const IoDesc write = ioDesc(Op::Write, 80, 256);
-  EXPECT_EQ(handler_->start(sqes_, 1, write, handler_->dataAddress(write)), 256 * 512);
+  EXPECT_EQ(handler_->start(sqes_, 1, write, handler_->dataAddress(1, write)), 256 * 512);
   EXPECT_EQ(sqes_.sqesTaken(), 0u);
 }
 
 TEST_F(LoopMapped, WriteThroughDataAddressThenFlushIsVisibleToPreadOnAnotherFd) {
   const IoDesc write = ioDesc(Op::Write, 300, 8);
-  std::byte* address = handler_->dataAddress(write);
+  std::byte* address = handler_->dataAddress(0, write);
   std::memset(address, 0x7c, 8 * 512);  // what the kernel's copy does
   EXPECT_EQ(sqes_.serve(*handler_, 0, write, address), 8 * 512);
   EXPECT_EQ(sqes_.serve(*handler_, 0, ioDesc(Op::Flush, 0, 0), nullptr), 0);
@@ -448,7 +459,7 @@ TEST_F(LoopMapped, WriteThroughDataAddressThenFlushIsVisibleToPreadOnAnotherFd) 
 
 TEST_F(LoopMapped, FuaWriteIsPendingUntilFdatasyncThenReturnsFullLength) {
   const IoDesc write = ioDesc(Op::Write, 500, 32, ioflag::kFua);
-  std::byte* address = handler_->dataAddress(write);
+  std::byte* address = handler_->dataAddress(2, write);
   std::memset(address, 0x42, 32 * 512);
   const int started = handler_->start(sqes_, 2, write, address);
   EXPECT_EQ(started, kPending);
@@ -460,9 +471,37 @@ TEST_F(LoopMapped, FuaWriteIsPendingUntilFdatasyncThenReturnsFullLength) {
   EXPECT_EQ(file_.read(500 * 512, 32 * 512), filled(32 * 512, 0x42));
 }
 
+// A miss would be a page fault in the queue thread, waiting for the disk: it goes through the ring.
+TEST_F(LoopMapped, PageCacheMissesGoThroughTheRing) {
+  struct statfs fs {};
+  ASSERT_EQ(::statfs(file_.path().c_str(), &fs), 0);
+  if (fs.f_type == 0x01021994) GTEST_SKIP() << "tmpfs never misses";
+  const ublk::UniqueFd fd = ublk::UniqueFd::open(file_.path(), O_RDONLY);
+  ASSERT_EQ(::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED), 0);  // the file is clean: synced
+
+  const IoDesc read = ioDesc(Op::Read, 64, 16);
+  std::byte* address = handler_->dataAddress(1, read);
+  EXPECT_EQ(sqes_.serve(*handler_, 1, read, address), 16 * 512);
+  ASSERT_EQ(sqes_.issued().size(), 1u);
+  EXPECT_EQ(sqes_.issued()[0].opcode, IORING_OP_READ);
+  EXPECT_EQ(bytesAt(address, 16 * 512), pattern(64 * 512, 16 * 512));
+
+  const IoDesc write = ioDesc(Op::Write, 4096, 8);
+  address = handler_->dataAddress(2, write);
+  std::memset(address, 0x5a, 8 * 512);  // what the kernel's copy does
+  EXPECT_EQ(sqes_.serve(*handler_, 2, write, address), 8 * 512);
+  EXPECT_EQ(sqes_.issued().back().opcode, IORING_OP_WRITE);
+  EXPECT_EQ(file_.read(4096 * 512, 8 * 512), filled(8 * 512, 0x5a));
+
+  // Now cached: served through the mapping, with no I/O of its own.
+  const size_t before = sqes_.issued().size();
+  EXPECT_EQ(sqes_.serve(*handler_, 3, read, handler_->dataAddress(3, read)), 16 * 512);
+  EXPECT_EQ(sqes_.issued().size(), before);
+}
+
 TEST_F(LoopMapped, FuaReadCompletesAtOnce) {
   const IoDesc read = ioDesc(Op::Read, 500, 8, ioflag::kFua);
-  EXPECT_EQ(handler_->start(sqes_, 0, read, handler_->dataAddress(read)), 8 * 512);
+  EXPECT_EQ(handler_->start(sqes_, 0, read, handler_->dataAddress(0, read)), 8 * 512);
   EXPECT_EQ(sqes_.sqesTaken(), 0u);
 }
 
@@ -471,7 +510,7 @@ TEST_F(LoopMapped, DiscardAndWriteZeroesStillGoToTheFile) {
   EXPECT_EQ(sqes_.serve(*handler_, 1, ioDesc(Op::WriteZeroes, 4096, 16, ioflag::kNoUnmap), nullptr), 0);
   EXPECT_EQ(file_.read(2048 * 512, 16 * 512), filled(16 * 512, 0));
   EXPECT_EQ(file_.read(4096 * 512, 16 * 512), filled(16 * 512, 0));
-  const std::byte* mapped = handler_->dataAddress(ioDesc(Op::Read, 2048, 16));
+  const std::byte* mapped = handler_->dataAddress(0, ioDesc(Op::Read, 2048, 16));
   EXPECT_EQ(bytesAt(mapped, 16 * 512), filled(16 * 512, 0)) << "the mapping must see the hole";
 }
 
@@ -523,13 +562,13 @@ class NullTarget : public ::testing::Test {
  protected:
   std::unique_ptr<ublkd::Target> target_ =
       ublkd::makeTarget(ublkd::parseDeviceSpec(R"({"target":"null","size":"1G"})"));
-  std::unique_ptr<RequestHandler> handler_ = target_->makeHandler(0, kDepth, target_->preferredDataPath());
+  std::unique_ptr<RequestHandler> handler_ = target_->makeHandler(0, kDepth, target_->preferredDataPath(true));
   RingSqeSource sqes_{target_->files()};
 };
 
 TEST_F(NullTarget, PrefersDataPathNoneAndHasNoFiles) {
   EXPECT_EQ(target_->name(), "null");
-  EXPECT_EQ(target_->preferredDataPath(), DataPath::None);
+  EXPECT_EQ(target_->preferredDataPath(true), DataPath::None);
   EXPECT_TRUE(target_->files().empty());
   EXPECT_EQ(target_->geometry().sizeBytes, uint64_t{1} << 30);
 }

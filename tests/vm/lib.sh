@@ -130,21 +130,27 @@ expect_queues() {
   [ "$have" -eq "$1" ] || fail "$UBLK_DEV has $have queues, expected $1 (guest has $(nproc) CPUs)"
 }
 
-# loop_data_path DIRECT_IO: how a loop device should move its data: zero-copy with O_DIRECT
-# backing where the kernel has AUTO_BUF_REG (copy where it has not), mapped when buffered.
+# loop_data_path DIRECT_IO [BACKING]: the data path ublkd gives a loop device on this kernel
+# (service/targets/loop_target.cpp). O_DIRECT: zero-copy where the kernel has AUTO_BUF_REG, else
+# copy. Buffered: io_uring reads and writes of the page cache (zero-copy) where the kernel has
+# AUTO_BUF_REG and BACKING is not on tmpfs, else the file mapping; UBLKD_LOOP_BUFFERED overrides.
 loop_data_path() {
+  local zc=false ring=false
+  ublkd features | grep -qw AUTO_BUF_REG && zc=true
   if [ "$1" != true ]; then
-    echo mapped
-  elif ublkd features | grep -qw AUTO_BUF_REG; then
-    echo zero-copy
-  else
-    echo copy
+    case ${UBLKD_LOOP_BUFFERED:-} in
+      ring) ring=true ;;
+      mapped) ;;
+      *) $zc && [ "$(stat -f -c %T "$2")" != tmpfs ] && ring=true ;;
+    esac
+    $ring || { echo mapped; return; }
   fi
+  if $zc; then echo zero-copy; else echo copy; fi
 }
-# expect_data_path DIRECT_IO: the device served by serve_device said it moves its data so.
+# expect_data_path DIRECT_IO [BACKING]: the device served by serve_device said it moves its data so.
 expect_data_path() {
   local want
-  want=$(loop_data_path "$1")
+  want=$(loop_data_path "$@")
   wait_until 5 grep -q "data path" "$UBLK_OUT" || fail "ublkd serve did not say its data path: $(cat "$UBLK_OUT")"
   grep -q "data path $want\$" "$UBLK_OUT" || fail "expected data path $want on $(uname -r): $(grep 'data path' "$UBLK_OUT")"
 }

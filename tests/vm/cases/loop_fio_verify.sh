@@ -2,7 +2,9 @@
 # Description: every byte a ublkd loop device stores reads back intact: fio randwrite with
 # verify=crc32c at bs 4k and mixed 4k-256k, qd 1 and 64, on 1, 2 and 4 queues, with direct
 # backing I/O (zero copy where the kernel has AUTO_BUF_REG, else the kernel copies through ublkd's
-# buffers) and buffered (through the file mapping).
+# buffers) and buffered: through the file mapping (the default on tmpfs, where the backing lives)
+# and, on 2 queues, through io_uring reads and writes of the page cache (UBLKD_LOOP_BUFFERED=ring,
+# the default on a disk where the kernel has AUTO_BUF_REG).
 source "$(dirname "$0")/../lib.sh"
 
 # One write-and-verify pass per block size and queue depth, in turn (--stonewall), in one fio.
@@ -15,12 +17,16 @@ passes=(
 )
 
 backing=$(scratch_file 128M)
-for direct in true false; do
-  for queues in 1 2 4; do
+for mode in direct mapped ring; do
+  direct=$([ $mode = direct ] && echo true || echo false)
+  counts="1 2 4"
+  [ $mode = ring ] && counts=2
+  [ $mode = ring ] && export UBLKD_LOOP_BUFFERED=ring
+  for queues in $counts; do
     serve_device "{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":$queues,\"direct_io\":$direct}"
     expect_queues "$queues"
-    expect_data_path "$direct"
-    step "direct_io $direct, $queues queues: bs 4k and 4k-256k at qd 1 and 64"
+    expect_data_path "$direct" "$backing"
+    step "$mode ($(loop_data_path "$direct" "$backing")), $queues queues: bs 4k and 4k-256k at qd 1 and 64"
     fio_verify "$UBLK_DEV" --size=32M "${passes[@]}"
     jq -e '(.jobs | length) == 4 and all(.jobs[]; .write.io_bytes >= 8388608 and .read.io_bytes == .write.io_bytes)' \
       /var/tmp/fio.json >/dev/null || fail "not every pass wrote and verified its data: $(cat /var/tmp/fio.json)"

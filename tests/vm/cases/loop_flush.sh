@@ -15,6 +15,7 @@ defer "umount $mnt"
 truncate -s 64M "$mnt/backing.img"
 sync
 serve_device "{\"target\":\"loop\",\"path\":\"$mnt/backing.img\",\"direct_io\":false}"
+expect_data_path false "$mnt/backing.img"  # through the ring where the kernel lends pages, else the mapping
 written() { awk '{ print $7 }' "/sys/block/$(basename "$lower")/stat"; }
 
 step "8 MiB written through the device stays in the backing file's page cache"

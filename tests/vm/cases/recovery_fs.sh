@@ -13,7 +13,7 @@ defer ublkctl delete fs --missing-ok
 # The backing takes O_DIRECT, so the device is zero-copy where the kernel has AUTO_BUF_REG, and
 # each recovered daemon serves it so again (the kernel keeps the flags).
 dd if=/var/lib/ublk/fs.img of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null && direct=true || direct=false
-want_path=$(loop_data_path $direct)
+want_path=$(loop_data_path $direct /var/lib/ublk/fs.img)
 [ "$(ublk_prop fs DataPath)" = "$want_path" ] || fail "DataPath $(ublk_prop fs DataPath), expected $want_path"
 for i in $(seq 8); do head -c 2M /dev/urandom >/var/tmp/src/f$i; done
 cat /var/tmp/src/f{1..8} >/var/tmp/src/all # what each round's files read back as, end to end
