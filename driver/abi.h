@@ -190,35 +190,6 @@ constexpr uint8_t kAutoBufRegFallback = 1 << 0;  // a failed registration arrive
 constexpr uint64_t autoBufReg(uint16_t index, uint8_t flags) { return uint64_t{index} | (uint64_t{flags} << 16); }
 }  // namespace io
 
-// BATCH_IO (7.0): one command carries many tags. PREP_IO_CMDS (instead of per-tag FETCH) and
-// COMMIT_IO_CMDS point sqe->addr at an array of elements: a BatchElem, then the tag's buffer
-// address in copy mode (kBatchHasBufAddr). FETCH_IO_CMDS is multishot: each CQE delivers up to
-// 128 u16 tags into a provided buffer of group sqe->buf_group (elem_bytes 2, flags 0).
-struct BatchIo {
-  uint16_t q_id;
-  uint16_t flags;
-  uint16_t nr_elem;
-  uint8_t elem_bytes;
-  uint8_t reserved = 0;
-  uint64_t reserved2 = 0;
-};
-static_assert(sizeof(BatchIo) == 16);
-struct BatchElem {
-  uint16_t tag;
-  uint16_t buf_index;  // AUTO_BUF_REG: the slot for the tag's next request
-  int32_t result;      // COMMIT: bytes or -errno
-};
-static_assert(sizeof(BatchElem) == 8);
-namespace batch {
-constexpr uint32_t kPrepIoCmds = encodeReadWrite(0x25, sizeof(BatchIo));
-constexpr uint32_t kCommitIoCmds = encodeReadWrite(0x26, sizeof(BatchIo));
-constexpr uint32_t kFetchIoCmds = encodeReadWrite(0x27, sizeof(BatchIo));
-static_assert(kPrepIoCmds == 0xc0107525 && kFetchIoCmds == 0xc0107527);
-constexpr uint16_t kHasBufAddr = 1 << 1;
-constexpr uint16_t kAutoBufRegFallback = 1 << 2;
-constexpr uint32_t kMaxTagsPerCqe = 128;
-}  // namespace batch
-
 // Feature bits (UBLK_F_*), as GET_FEATURES reports them and ADD_DEV negotiates them.
 namespace feature {
 constexpr uint64_t kSupportZeroCopy = 1ULL << 0;

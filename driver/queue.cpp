@@ -24,10 +24,6 @@ constexpr UserData kStopPoll{.tag = 0xffff};
 constexpr uint8_t kFetchOrCommit = 0;
 constexpr uint8_t kRegisterBuffer = 1;
 constexpr uint8_t kUnregisterBuffer = 2;
-// BATCH_IO's commands; a COMMIT's tag field carries its element buffer's slot.
-constexpr uint8_t kBatchPrep = 3;
-constexpr uint8_t kBatchFetch = 4;
-constexpr uint8_t kBatchCommit = 5;
 
 unsigned roundUpPow2(unsigned n) {
   unsigned p = 1;
@@ -88,11 +84,6 @@ Queue::Queue(const Config& config) : config_(config) {
                             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0, "buffers of " + label);
     for (uint16_t tag = 0; tag < config.depth; ++tag) data_[tag] = tagBuffer(tag);
   }
-  if (config.batch) {
-    // BATCH_IO has no NEED_GET_DATA, which a handler-mapped device needs for its writes.
-    if (config.dataPath == DataPath::HandlerMapped) throwErrno(EINVAL, "BATCH_IO with a handler-mapped data path");
-    batch_ = std::make_unique<BatchCommands>(ring_->get(), config.id, config.depth, config.dataPath, data_);
-  }
 }
 
 std::byte* Queue::tagBuffer(uint16_t tag) const { return buffers_.as<std::byte>() + size_t{tag} * config_.bufferBytes; }
@@ -152,53 +143,9 @@ void Queue::fetchAll() {
     io_uring_prep_poll_add(sqe, config_.stopFd, POLLIN);
     sqe->user_data = kStopPoll.encode();
   }
-  if (batch_) {
-    // PREP completes as it is issued, so the FETCH behind it in the same submission finds the
-    // queue's tags ready.
-    io_uring_sqe* prep = nextSqe();
-    batch_->prepPrep(prep);
-    prep->user_data = UserData{.op = kBatchPrep}.encode();
-    armBatchFetch();
-  } else {
-    for (uint16_t tag = 0; tag < config_.depth; ++tag) prepIoCmd(abi::io::kFetchReq, tag, 0);
-  }
+  for (uint16_t tag = 0; tag < config_.depth; ++tag) prepIoCmd(abi::io::kFetchReq, tag, 0);
   const int ret = io_uring_submit(ring_->get());
   if (ret < 0) throwErrno(-ret, fmt::format("submit FETCH_REQ (ublkc{} queue {})", config_.devId, config_.id));
-}
-
-void Queue::armBatchFetch() {
-  io_uring_sqe* sqe = nextSqe();
-  batch_->prepFetch(sqe);
-  sqe->user_data = UserData{.op = kBatchFetch}.encode();
-}
-
-void Queue::flushBatchCommits() {
-  if (!batch_ || !batch_->hasCommits()) return;
-  io_uring_sqe* sqe = nextSqe();
-  const uint16_t slot = batch_->prepCommit(sqe);
-  sqe->user_data = UserData{.tag = slot, .op = kBatchCommit}.encode();
-}
-
-void Queue::onBatchCqe(const io_uring_cqe& cqe, uint8_t op, uint16_t slot, RequestHandler& handler) {
-  if (op == kBatchPrep) {
-    if (cqe.res < 0) throwErrno(-cqe.res, fmt::format("PREP_IO_CMDS (ublkc{} queue {})", config_.devId, config_.id));
-  } else if (op == kBatchCommit) {
-    // Once the queue is aborted the kernel has failed or requeued what we still held.
-    if (cqe.res < 0 && abortedTags_ >= config_.depth) return;
-    batch_->commitDone(slot, cqe.res, config_.devId);
-  } else {
-    for (const uint16_t tag : batch_->fetchedTags(cqe)) onNewRequest(tag, handler);
-    switch (batch_->fetchEnd(cqe)) {
-      case BatchCommands::FetchEnd::Armed:
-        break;
-      case BatchCommands::FetchEnd::Rearm:
-        armBatchFetch();
-        break;
-      case BatchCommands::FetchEnd::Aborted:
-        abortedTags_ = config_.depth;
-        break;
-    }
-  }
 }
 
 void Queue::finish(uint16_t tag, int result) {
@@ -209,11 +156,7 @@ void Queue::finish(uint16_t tag, int result) {
     registeredByUs_[tag] = false;
     prepIoCmd(abi::io::kUnregisterIoBuf, tag, 0, kUnregisterBuffer);
   }
-  if (batch_) {
-    batch_->addCommit(tag, result);  // sent with the batch's other results (flushBatchCommits)
-  } else {
-    prepIoCmd(abi::io::kCommitAndFetchReq, tag, result);
-  }
+  prepIoCmd(abi::io::kCommitAndFetchReq, tag, result);
 }
 
 void Queue::startRequest(uint16_t tag, RequestHandler& handler) {
@@ -225,27 +168,23 @@ void Queue::startRequest(uint16_t tag, RequestHandler& handler) {
   finish(tag, handler.start(*this, tag, desc, data_[tag]));
 }
 
-void Queue::onNewRequest(uint16_t tag, RequestHandler& handler) {
-  // Told to stop: a new request is left uncommitted, for the kernel to requeue to a successor
-  // (or fail) once /dev/ublkcN closes, so the queue drains even under load.
-  if (stopping_) return;
-  ++started_;
-  const uint32_t flags = descriptors_.as<const abi::IoDesc>()[tag].op_flags;
-  if (config_.dataPath == DataPath::ZeroCopy && (flags & abi::ioflag::kNeedRegBuf) != 0) {
-    // The kernel could not register the request's pages (a slot still taken?): register them
-    // ourselves, and start the request once that is done.
-    registeredByUs_[tag] = true;
-    prepIoCmd(abi::io::kRegisterIoBuf, tag, 0, kRegisterBuffer);
+void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
+  if (stopping_ && (res == abi::io::kResOk || res == abi::io::kResNeedGetData)) {
+    // Told to stop: a new request is left uncommitted, for the kernel to requeue to a successor
+    // (or fail) once /dev/ublkcN closes, so the queue drains even under load.
     return;
   }
-  startRequest(tag, handler);
-}
-
-void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
   if (res == abi::io::kResOk) {
-    onNewRequest(tag, handler);
-  } else if (stopping_ && res == abi::io::kResNeedGetData) {
-    return;
+    ++started_;
+    const uint32_t flags = descriptors_.as<const abi::IoDesc>()[tag].op_flags;
+    if (config_.dataPath == DataPath::ZeroCopy && (flags & abi::ioflag::kNeedRegBuf) != 0) {
+      // The kernel could not register the request's pages (a slot still taken?): register them
+      // ourselves, and start the request once that is done.
+      registeredByUs_[tag] = true;
+      prepIoCmd(abi::io::kRegisterIoBuf, tag, 0, kRegisterBuffer);
+      return;
+    }
+    startRequest(tag, handler);
   } else if (res == abi::io::kResNeedGetData) {
     // A WRITE asks where its data should go; the kernel copies it there before the next CQE.
     data_[tag] = handler.dataAddress(tag, descriptors_.as<const abi::IoDesc>()[tag]);
@@ -279,8 +218,6 @@ unsigned Queue::reap(RequestHandler& handler) {
         registeredByUs_[ud.tag] = false;
         finish(ud.tag, cqe->res);
       }
-    } else if (ud.op >= kBatchPrep) {
-      onBatchCqe(*cqe, ud.op, ud.tag, handler);
     } else if (ud.op == kUnregisterBuffer) {
       // A buffer left registered keeps its request from ever completing.
       if (cqe->res < 0)
@@ -302,7 +239,6 @@ void Queue::run(RequestHandler& handler) {
   bool polling = false;
   while ((abortedTags_ < config_.depth && !stopping_) || targetInFlight_ > 0 || started_ > 0) {
     handler.beforeWait(*this);
-    flushBatchCommits();
     // Both submit this batch's SQEs in one io_uring_enter; the first also runs the task work
     // that delivers new requests, without sleeping.
     const int ret = polling ? io_uring_submit_and_get_events(ring) : io_uring_submit_and_wait(ring, 1);
@@ -318,7 +254,6 @@ void Queue::run(RequestHandler& handler) {
   }
   // The last batch's commits must reach the kernel: after a handover (QUIESCE_DEV) a request we
   // finished but never committed would be requeued to the next daemon, or failed.
-  flushBatchCommits();
   const int ret = io_uring_submit(ring);
   if (ret < 0) throwErrno(-ret, fmt::format("submit last commits (ublkc{} queue {})", config_.devId, config_.id));
 }

@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "abi.h"
-#include "batch_commands.h"
 #include "data_path.h"
 #include "mapped_region.h"
 #include "ring.h"
@@ -72,8 +71,6 @@ class Queue final : public SqeSource {
     // After a batch, keep collecting new requests without sleeping for this long: a request that
     // arrives meanwhile costs no sleep and wakeup on either side. 0 sleeps at once.
     std::chrono::microseconds pollWindow{0};
-    // UBLK_F_BATCH_IO was granted: PREP / FETCH / COMMIT_IO_CMDS instead of per-tag commands.
-    bool batch = false;
   };
 
   // Must run on the queue's own thread: the ring is created for a single issuer.
@@ -102,9 +99,6 @@ class Queue final : public SqeSource {
   void startRequest(uint16_t tag, RequestHandler& handler);
   void onNewRequest(uint16_t tag, RequestHandler& handler);
   void onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler);
-  void armBatchFetch();
-  void flushBatchCommits();
-  void onBatchCqe(const io_uring_cqe& cqe, uint8_t op, uint16_t slot, RequestHandler& handler);
   void finish(uint16_t tag, int result);
   unsigned reap(RequestHandler& handler);
   std::byte* tagBuffer(uint16_t tag) const;
@@ -112,7 +106,6 @@ class Queue final : public SqeSource {
   // Declared before ring_ so they outlive it: the ring's teardown may still touch them.
   MappedRegion descriptors_;
   MappedRegion buffers_;
-  std::unique_ptr<BatchCommands> batch_;  // BATCH_IO only; owns the FETCH's buffer ring
   Config config_;
   std::unique_ptr<Ring> ring_;
   std::vector<std::byte*> data_;  // per tag: the address given to the kernel with its next command

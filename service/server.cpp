@@ -89,15 +89,6 @@ uint64_t dataPathFlags(ublk::DataPath path, uint64_t features) {
   return 0;
 }
 
-// UBLKD_BATCH_IO=1 asks for BATCH_IO (7.0+): one command carries a batch's requests and
-// results instead of one command per request. Off by default until it is measured to win. A
-// handler-mapped device needs NEED_GET_DATA, which BATCH_IO lacks.
-uint64_t batchFlags(ublk::DataPath path, uint64_t features) {
-  const char* env = std::getenv("UBLKD_BATCH_IO");
-  if (env == nullptr || std::string_view(env) != "1" || path == ublk::DataPath::HandlerMapped) return 0;
-  return features & abi::feature::kBatchIo;
-}
-
 uint8_t shiftOf(uint32_t bytes) { return static_cast<uint8_t>(std::countr_zero(bytes)); }
 
 abi::Params paramsFor(const Geometry& g, const abi::DevInfo& info) {
@@ -266,8 +257,7 @@ class Device {
                          .charFd = charFd_.get(),
                          .files = files_,
                          .stopFd = stopFd_.get(),
-                         .pollWindow = pollWindow(),
-                         .batch = (info_.flags & abi::feature::kBatchIo) != 0});
+                         .pollWindow = pollWindow()});
       queue.fetchAll();
       setUp = true;
       ready.set_value();
@@ -421,13 +411,13 @@ int Server::run() {
     const ublk::DataPath path =
         target->preferredDataPath((features & abi::feature::kAutoBufReg) != 0 && zeroCopyWanted());
     const uint16_t queues = std::min(spec_.queues, target->maxQueues().value_or(spec_.queues));
-    const abi::DevInfo granted = control.addDevice(
-        {.nr_hw_queues = queues,
-         .queue_depth = spec_.depth,
-         .max_io_buf_bytes = kMaxIoBytes,
-         .dev_id = UINT32_MAX,
-         .flags = wantedFlags(spec_, features) | dataPathFlags(path, features) | batchFlags(path, features),
-         .ublksrv_flags = options_.cookie});
+    const abi::DevInfo granted =
+        control.addDevice({.nr_hw_queues = queues,
+                           .queue_depth = spec_.depth,
+                           .max_io_buf_bytes = kMaxIoBytes,
+                           .dev_id = UINT32_MAX,
+                           .flags = wantedFlags(spec_, features) | dataPathFlags(path, features),
+                           .ublksrv_flags = options_.cookie});
     device.emplace(control, granted, ublk::dataPathOf(granted.flags), Device::Origin::Added);
     if (events_.onAdded) events_.onAdded(device->id());
     if (granted.nr_hw_queues != queues || granted.queue_depth != spec_.depth) {
@@ -442,9 +432,8 @@ int Server::run() {
 
   fmt::print("/dev/ublkb{}\n", device->id());
   std::fflush(stdout);
-  fmt::print(stderr, "ublkd serve: device {}: {} queues of depth {}{}, data path {}\n", device->id(),
+  fmt::print(stderr, "ublkd serve: device {}: {} queues of depth {}, data path {}\n", device->id(),
              device->info().nr_hw_queues, device->info().queue_depth,
-             (device->info().flags & abi::feature::kBatchIo) != 0 ? " (batch I/O)" : "",
              ublk::dataPathName(ublk::dataPathOf(device->info().flags)));
   if (events_.onReady) {
     const abi::DevInfo& info = device->info();

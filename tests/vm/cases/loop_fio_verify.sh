@@ -2,9 +2,9 @@
 # Description: every byte a ublkd loop device stores reads back intact: fio randwrite with
 # verify=crc32c at bs 4k and mixed 4k-256k, qd 1 and 64, on 1, 2 and 4 queues, with direct
 # backing I/O (zero copy where the kernel has AUTO_BUF_REG, else the kernel copies through ublkd's
-# buffers) and buffered: through the file mapping (the default on tmpfs, where the backing lives)
-# and, on 2 queues, through io_uring reads and writes of the page cache (UBLKD_LOOP_BUFFERED=ring,
-# the default on a disk where the kernel has AUTO_BUF_REG).
+# buffers) and buffered: on 1, 2 and 4 queues the way ublkd chooses (io_uring reads and writes of
+# the page cache where the kernel has AUTO_BUF_REG, else the file mapping, with cache misses
+# through the ring), and on 2 queues the other way (UBLKD_LOOP_BUFFERED).
 source "$(dirname "$0")/../lib.sh"
 
 # One write-and-verify pass per block size and queue depth, in turn (--stonewall), in one fio.
@@ -17,11 +17,13 @@ passes=(
 )
 
 backing=$(scratch_file 128M)
-for mode in direct mapped ring; do
+for mode in direct buffered other-buffered; do
   direct=$([ $mode = direct ] && echo true || echo false)
   counts="1 2 4"
-  [ $mode = ring ] && counts=2
-  [ $mode = ring ] && export UBLKD_LOOP_BUFFERED=ring
+  if [ $mode = other-buffered ]; then
+    counts=2
+    [ "$(loop_data_path false "$backing")" = mapped ] && export UBLKD_LOOP_BUFFERED=ring || export UBLKD_LOOP_BUFFERED=mapped
+  fi
   for queues in $counts; do
     serve_device "{\"target\":\"loop\",\"path\":\"$backing\",\"queues\":$queues,\"direct_io\":$direct}"
     expect_queues "$queues"
