@@ -5,11 +5,13 @@
 # loop with --direct-io=off, by ublkd through its mapping of the file (UBLKD_LOOP_BUFFERED=mapped)
 # and by ublkd with io_uring reads and writes of the page cache (UBLKD_LOOP_BUFFERED=ring). The
 # file is read once before the runs, so they measure cache hits (the cold cache is disk.sh's).
-# Writes results-ext4.json and results-tmpfs.json to the results share.
+# Writes results-ext4.json and results-tmpfs.json to the results share (UBLKD_BENCH_PARTS="ext4"
+# or "tmpfs" measures one).
 source "$(dirname "$0")/../vm/lib.sh"
 source "$(dirname "$0")/lib.sh"
 runtime=${UBLKD_BENCH_RUNTIME:-5}
 reps=${UBLKD_BENCH_REPS:-5}
+parts=" ${UBLKD_BENCH_PARTS:-ext4 tmpfs} "  # which backings to measure
 
 # buffered_rows NAME FILE: the three devices over FILE, every workload, into NAME.json.
 buffered_rows() {
@@ -30,10 +32,13 @@ buffered_rows() {
     "kernel $kernel" "ublkd-mapped $mapped" "ublkd-ring-$path $ring"
 }
 
-step "a 512M file on ext4 on the virtio disk, warm cache"
-disk_backing
-losetup -d "$LOOPDEV"
-buffered_rows results-ext4 "$BACKING"
+if [[ $parts == *" ext4 "* ]]; then
+  step "a 512M file on ext4 on the virtio disk, warm cache"
+  disk_backing
+  losetup -d "$LOOPDEV"
+  buffered_rows results-ext4 "$BACKING"
+fi
+[[ $parts == *" tmpfs "* ]] || pass
 
 step "a 512M file on tmpfs, warm cache"
 mkdir -p /mnt/tmpfs
