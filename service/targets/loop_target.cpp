@@ -235,16 +235,6 @@ struct Transfer {
   bool fua = false;
 };
 
-// With `mapping` (buffered backing, DataPath::HandlerMapped) the kernel copies request data
-// straight to and from the backing file's page cache through that mapping, so READ and WRITE
-// need no I/O of their own; otherwise they are io_uring reads and writes of the tag's buffer, or
-// (`zeroCopy`, DataPath::ZeroCopy) of the request's own pages, fixed buffer `tag` of the ring.
-// With `checkMisses` (a backing on a disk) a mapped READ or WRITE whose pages are not all in the
-// page cache goes through the ring instead, into or out of a buffer of the tag's: the queue
-// thread would otherwise take the miss as a page fault inside the kernel's copy and wait for the
-// disk, one miss at a time, while io_uring reads misses in parallel. The check (a mincore call)
-// costs a warm cache 40% of its IOPS in our guests, so MissSampler makes it only while misses
-// occur.
 // Whether to look for page-cache misses before a request: on every request while checks find
 // misses, and once kQuietChecks checks in a row found none, on one request in kSampleEvery,
 // until a check finds a miss again. A warm cache pays for 1 check in 64; a request that misses
@@ -265,6 +255,16 @@ class MissSampler {
   uint32_t skipped_ = 0;
 };
 
+// With `mapping` (buffered backing, DataPath::HandlerMapped) the kernel copies request data
+// straight to and from the backing file's page cache through that mapping, so READ and WRITE
+// need no I/O of their own; otherwise they are io_uring reads and writes of the tag's buffer, or
+// (`zeroCopy`, DataPath::ZeroCopy) of the request's own pages, fixed buffer `tag` of the ring.
+// With `checkMisses` (a backing on a disk) a mapped READ or WRITE whose pages are not all in the
+// page cache goes through the ring instead, into or out of a buffer of the tag's: the queue
+// thread would otherwise take the miss as a page fault inside the kernel's copy and wait for the
+// disk, one miss at a time, while io_uring reads misses in parallel. The check (a mincore call)
+// cost a warm cache up to 46% of its IOPS in our guests, so MissSampler makes it only while
+// misses occur.
 class LoopHandler final : public ublk::RequestHandler {
  public:
   LoopHandler(uint16_t depth, bool blockDevice, bool zeroCopy, std::byte* mapping, size_t mappingBytes,
@@ -494,8 +494,8 @@ bool memoryBacked(const Backing& backing) {
 //   pages where the kernel lends them (zero copy). Cache misses are read in parallel (3.7x the
 //   kernel's loop on a cold cache at 4k), and on a warm ext4 cache it led on every row.
 // - through the mapping: the kernel copies between the request and ublkd's mapping of the file.
-//   One copy with no io_uring round trip, but a miss is a page fault taken by the queue thread,
-//   one at a time. It stays the default where the ring would copy twice (no zero copy: 0.1-0.6x
+//   One copy with no io_uring round trip; on a disk, requests that miss the cache go through the
+//   ring instead (LoopHandler). It stays the default where the ring would copy twice (no zero copy: 0.1-0.6x
 //   the mapping on a warm ext4 cache) and on tmpfs, which has no misses to wait for and where
 //   io_uring's reads take a worker thread (half the mapping's IOPS at qd 1).
 // UBLKD_LOOP_BUFFERED=ring or =mapped overrides the choice.
