@@ -408,11 +408,11 @@ class LoopHandler final : public ublk::RequestHandler {
   // answers from the page cache for pages this process has not mapped). An error says no: the
   // ring then reads or writes the range, which is right either way.
   bool cached(uint64_t offset, uint32_t length) {
-    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    const uint64_t first = offset / page * page;
-    const uint64_t end = std::min<uint64_t>((offset + length + page - 1) / page * page, mappingBytes_);
+    const uint64_t first = offset / pageBytes_ * pageBytes_;
+    const uint64_t end =
+        std::min<uint64_t>((offset + length + pageBytes_ - 1) / pageBytes_ * pageBytes_, mappingBytes_);
     if (end <= first) return true;
-    residency_.resize((end - first + page - 1) / page);
+    residency_.resize((end - first + pageBytes_ - 1) / pageBytes_);
     if (::mincore(mapping_ + first, end - first, residency_.data()) != 0) return false;
     return std::all_of(residency_.begin(), residency_.end(), [](unsigned char r) { return (r & 1) != 0; });
   }
@@ -474,6 +474,7 @@ class LoopHandler final : public ublk::RequestHandler {
   size_t mappingBytes_;
   uint64_t mappedBytes_ = 0;  // moved through the mapping since the last look at the resident size
   bool checkMisses_;
+  const uint64_t pageBytes_ = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));  // read once, not per request
   MissSampler missSampler_;
   std::vector<unsigned char> residency_;
   ublk::MappedRegion missBuffers_;

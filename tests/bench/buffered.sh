@@ -15,7 +15,7 @@ parts=" ${UBLKD_BENCH_PARTS:-ext4 tmpfs} "  # which backings to measure
 
 # buffered_rows NAME FILE: the three devices over FILE, every workload, into NAME.json.
 buffered_rows() {
-  local name=$1 file=$2 kernel mapped ring path
+  local name=$1 file=$2 kernel mapped ring path spec
   kernel=$(losetup --find --show --direct-io=off --sector-size 4096 "$file")
   defer losetup -d "$kernel"
   set_none "$kernel"
