@@ -28,8 +28,8 @@ void answeringErrors(std::string_view method, const std::string& name, Body&& bo
 
 }  // namespace
 
-DeviceObject::DeviceObject(sdbus::IConnection& connection, DeviceView view)
-    : AdaptorInterfaces(connection, devicePath(view.id)), view_(std::move(view)) {
+DeviceObject::DeviceObject(sdbus::IConnection& connection, Manager& manager, DeviceView view)
+    : AdaptorInterfaces(connection, devicePath(view.id)), manager_(manager), view_(std::move(view)) {
   registerAdaptor();
   emitInterfacesAddedSignal();
 }
@@ -37,6 +37,57 @@ DeviceObject::DeviceObject(sdbus::IConnection& connection, DeviceView view)
 DeviceObject::~DeviceObject() {
   emitInterfacesRemovedSignal();
   unregisterAdaptor();
+}
+
+namespace {
+
+using Dict = std::map<std::string, sdbus::Variant>;
+
+std::vector<sdbus::Struct<uint64_t, uint64_t>> histogramValue(
+    const std::vector<std::pair<uint64_t, uint64_t>>& buckets) {
+  std::vector<sdbus::Struct<uint64_t, uint64_t>> value;
+  for (const auto& [end, count] : buckets) value.emplace_back(end, count);
+  return value;
+}
+
+// The a{sv} the XML documents (org.ublk.Device.xml, GetStatistics).
+Dict statisticsValue(const stats::Report& r) {
+  Dict d{{"since_usec", sdbus::Variant(r.sinceNs / 1000)},
+         {"interval_sec", sdbus::Variant(r.interval)},
+         {"queues", sdbus::Variant(r.queues)},
+         {"in_flight", sdbus::Variant(r.inFlight)}};
+  for (size_t i = 0; i < stats::kOpClasses; ++i) {
+    const stats::OpReport& o = r.ops[i];
+    const Dict op{{"ops", sdbus::Variant(o.ops)},
+                  {"bytes", sdbus::Variant(o.bytes)},
+                  {"errors", sdbus::Variant(o.errors)},
+                  {"service_sum_nsec", sdbus::Variant(o.serviceNs)},
+                  {"backend_sum_nsec", sdbus::Variant(o.backendNs)},
+                  {"ops_per_sec", sdbus::Variant(o.opsPerSecond)},
+                  {"bytes_per_sec", sdbus::Variant(o.bytesPerSecond)},
+                  {"service_p50_usec", sdbus::Variant(o.service.p50)},
+                  {"service_p99_usec", sdbus::Variant(o.service.p99)},
+                  {"service_p999_usec", sdbus::Variant(o.service.p999)},
+                  {"backend_p50_usec", sdbus::Variant(o.backend.p50)},
+                  {"backend_p99_usec", sdbus::Variant(o.backend.p99)},
+                  {"backend_p999_usec", sdbus::Variant(o.backend.p999)},
+                  {"service_histogram", sdbus::Variant(histogramValue(o.serviceHistogram))},
+                  {"backend_histogram", sdbus::Variant(histogramValue(o.backendHistogram))}};
+    d.emplace(std::string(stats::kOpNames[i]), sdbus::Variant(op));
+  }
+  return d;
+}
+
+}  // namespace
+
+std::map<std::string, sdbus::Variant> DeviceObject::GetStatistics() {
+  try {
+    return statisticsValue(manager_.statistics(view_.name));
+  } catch (const ServiceError& e) {
+    throw toBusError(e);
+  } catch (const std::exception& e) {
+    throw toBusError(ServiceError(ErrorKind::Failed, e.what()));
+  }
 }
 
 void DeviceObject::update(const DeviceView& view) {
@@ -131,7 +182,7 @@ std::vector<DeviceListRow> BusService::ListDevices() {
 std::string BusService::Version() { return UBLKD_VERSION; }
 
 void BusService::deviceAdded(const DeviceView& device) {
-  devices_[device.id] = std::make_unique<DeviceObject>(connection_, device);
+  devices_[device.id] = std::make_unique<DeviceObject>(connection_, manager_, device);
   emitDeviceAdded(device.name, sdbus::ObjectPath(devicePath(device.id)));
 }
 

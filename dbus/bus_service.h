@@ -21,7 +21,7 @@ namespace ublkd::bus {
 
 class DeviceObject final : public sdbus::AdaptorInterfaces<org::ublk::Device_adaptor, sdbus::ManagedObject_adaptor> {
  public:
-  DeviceObject(sdbus::IConnection& connection, DeviceView view);
+  DeviceObject(sdbus::IConnection& connection, Manager& manager, DeviceView view);
   ~DeviceObject();
   void update(const DeviceView& view);
 
@@ -40,7 +40,9 @@ class DeviceObject final : public sdbus::AdaptorInterfaces<org::ublk::Device_ada
   std::string Backing() override { return view_.backing; }
   std::string DataPath() override { return view_.dataPath; }
   std::string Spec() override { return view_.specJson; }
+  std::map<std::string, sdbus::Variant> GetStatistics() override;
 
+  Manager& manager_;
   DeviceView view_;
 };
 

@@ -59,6 +59,15 @@ std::map<std::string, sdbus::Variant> Client::deviceProperties(uint32_t id) {
   return properties;
 }
 
+std::map<std::string, sdbus::Variant> Client::statistics(uint32_t id) {
+  // One connection for every call: `ublkctl top` asks for each device every refresh.
+  if (!statsConnection_) statsConnection_ = connect(address_);
+  auto device = sdbus::createProxy(*statsConnection_, kBusName, devicePath(id));
+  std::map<std::string, sdbus::Variant> statistics;
+  device->callMethod("GetStatistics").onInterface(kDeviceInterface).storeResultsTo(statistics);
+  return statistics;
+}
+
 std::vector<std::string> Client::kernelFeatures() {
   return manager_->getProperty("KernelFeatures").onInterface(kManagerInterface).get<std::vector<std::string>>();
 }

@@ -34,6 +34,8 @@ class Client {
   // Returns once a new queue daemon serves the device.
   void restart(const std::string& name);
   std::map<std::string, sdbus::Variant> deviceProperties(uint32_t id);
+  // org.ublk.Device.GetStatistics of device `id` (its a{sv}: org.ublk.Device.xml).
+  std::map<std::string, sdbus::Variant> statistics(uint32_t id);
   std::vector<std::string> kernelFeatures();
   std::string version();
 
@@ -44,6 +46,7 @@ class Client {
  private:
   std::unique_ptr<sdbus::IProxy> manager_;
   std::string address_;
+  std::unique_ptr<sdbus::IConnection> statsConnection_;  // no event loop: synchronous calls only
 };
 
 }  // namespace ublkd::bus

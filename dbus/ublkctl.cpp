@@ -10,9 +10,12 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -26,6 +29,7 @@
 #include "client.h"
 #include "errors.h"
 #include "manager.h"
+#include "stats_format.h"
 #include "text_file.h"
 
 namespace {
@@ -46,6 +50,11 @@ constexpr std::string_view kUsage =
     "                                         stop and remove a device\n"
     "  restart NAME                           replace a device's queue daemon without I/O errors\n"
     "  status NAME [--json]                   one device's properties\n"
+    "  stats NAME [--json] [--watch SECONDS]  a device's I/O counters, rates and latency\n"
+    "  stats [NAME] --prometheus [--output FILE] [--watch SECONDS]\n"
+    "                                         every device's statistics for Prometheus\n"
+    "  top [--interval SECONDS] [--sort ORDER] [--iterations N]\n"
+    "                                         a live table of all devices, busiest first\n"
     "  features [--json]                      the kernel's ublk features, as ublkd sees them\n"
     "  VERB --help                            help on one verb\n"
     "ADDRESS is a D-Bus address; the default is the system bus.\n"
@@ -82,6 +91,23 @@ const std::map<std::string_view, std::string_view> kVerbHelp = {
      "usage: ublkctl status NAME [--json]\n"
      "Prints the properties of device NAME: Name, Id, Target, State, Size, Queues, Depth,\n"
      "BlockDevice, CharDevice, RestartCount, LastExitReason, Backing, DataPath and Spec.\n"},
+    {"stats",
+     "usage: ublkctl stats NAME [--json] [--watch SECONDS]\n"
+     "       ublkctl stats [NAME] --prometheus [--output FILE] [--watch SECONDS]\n"
+     "Prints what device NAME's queue threads counted: per operation (read, write, flush,\n"
+     "discard, write_zeroes) the requests, bytes and errors since the device was created, the\n"
+     "rates over the last interval (the time since an earlier sample at least a second old), and\n"
+     "the 50th, 99th and 99.9th percentiles of the latency ublkd adds (arrival to commit) and of\n"
+     "the backend's share, over the same interval. --json prints the same as an object, with the\n"
+     "histograms. --watch prints again every SECONDS until interrupted.\n"
+     "--prometheus prints every device's counters (or NAME's) in the Prometheus text format;\n"
+     "--output writes FILE atomically instead (for node_exporter's textfile collector), and with\n"
+     "--watch rewrites it every SECONDS. Anyone may read statistics; no privilege is needed.\n"},
+    {"top",
+     "usage: ublkctl top [--interval SECONDS] [--sort ORDER] [--iterations N]\n"
+     "A table of all devices, refreshed in place every SECONDS (default 2): reads and writes per\n"
+     "second, MiB/s, requests in flight, 99th percentile latency (µs) and errors. ORDER is iops\n"
+     "(default), bandwidth, latency, errors or name. Ends after N refreshes, or on Ctrl-C.\n"},
     {"features",
      "usage: ublkctl features [--json]\n"
      "Prints ublkd's version and the ublk features of the running kernel, decoded.\n"},
@@ -125,7 +151,7 @@ struct VerbArgs {
 };
 
 VerbArgs parseVerbArgs(const Args& args, std::set<std::string_view> flags, std::set<std::string_view> valued = {},
-                       bool takesName = false) {
+                       bool takesName = false, bool nameOptional = false) {
   VerbArgs parsed;
   for (size_t i = 0; i < args.size(); ++i) {
     if (valued.contains(args[i]) && i + 1 < args.size()) {
@@ -139,7 +165,7 @@ VerbArgs parseVerbArgs(const Args& args, std::set<std::string_view> flags, std::
       throw UsageError(fmt::format("unexpected argument '{}'", args[i]));
     }
   }
-  if (takesName && parsed.name.empty()) throw UsageError("NAME is required");
+  if (takesName && !nameOptional && parsed.name.empty()) throw UsageError("NAME is required");
   return parsed;
 }
 
@@ -321,6 +347,152 @@ int status(Client& client, const Args& args) {
   return 0;
 }
 
+double parseSeconds(std::string_view option, std::string_view value) {
+  double seconds = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec != std::errc() || end != value.data() + value.size() || !(seconds > 0) || seconds > 86400) {
+    throw UsageError(fmt::format("{}: '{}' is not a number of seconds (above 0, at most 86400)", option, value));
+  }
+  return seconds;
+}
+
+// Waits `seconds`; false once SIGTERM or SIGINT came (blocked in main for the verbs that loop).
+bool pause(double seconds) {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  const auto whole = static_cast<time_t>(seconds);
+  const timespec timeout{whole, static_cast<long>((seconds - static_cast<double>(whole)) * 1e9)};
+  return sigtimedwait(&stop, nullptr, &timeout) < 0;
+}
+
+// The device's statistics, or nullopt while it has none (starting) or is gone.
+std::optional<ublkd::bus::DeviceStatistics> statisticsOf(Client& client, const DeviceRow& row) {
+  if (row.id == ublkd::kNoDeviceId) return std::nullopt;
+  try {
+    return ublkd::bus::parseStatistics(row.name, row.blockDevice, client.statistics(row.id));
+  } catch (const sdbus::Error& e) {
+    const auto kind = ublkd::bus::kindOfBusError(e.getName());
+    // Busy: still starting. Unknown object: gone (or failed) since the list.
+    if (kind == ublkd::ErrorKind::Busy || e.getName() == "org.freedesktop.DBus.Error.UnknownObject" ||
+        e.getName() == "org.freedesktop.DBus.Error.UnknownMethod") {
+      return std::nullopt;
+    }
+    throw;
+  }
+}
+
+// Replaces FILE in one rename, so a reader sees the old contents or the new, never a part.
+void writeAtomically(const std::string& path, const std::string& text) {
+  const std::string temporary = path + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error(fmt::format("cannot write {}: {}", temporary, std::strerror(errno)));
+  }
+  std::error_code ec;
+  std::filesystem::rename(temporary, path, ec);
+  if (ec) throw std::runtime_error(fmt::format("cannot rename {} to {}: {}", temporary, path, ec.message()));
+}
+
+int prometheus(Client& client, const VerbArgs& parsed, std::optional<double> every) {
+  const auto output = parsed.values.find("--output");
+  do {
+    std::vector<ublkd::bus::DeviceStatistics> devices;
+    bool found = parsed.name.empty();
+    for (const DeviceRow& row : client.list()) {
+      if (!parsed.name.empty() && row.name != parsed.name) continue;
+      found = true;
+      if (auto stats = statisticsOf(client, row)) devices.push_back(std::move(*stats));
+    }
+    if (!found) {
+      throw sdbus::Error(ublkd::bus::errorName(ublkd::ErrorKind::NotFound), "no device named '" + parsed.name + "'");
+    }
+    const std::string text = ublkd::bus::prometheusText(devices);
+    if (output != parsed.values.end()) {
+      writeAtomically(std::string(output->second), text);
+    } else {
+      fmt::print("{}", text);
+      std::fflush(stdout);
+    }
+  } while (every && pause(*every));
+  return 0;
+}
+
+int stats(Client& client, const Args& args) {
+  const VerbArgs parsed = parseVerbArgs(args, {"--json", "--prometheus"}, {"--watch", "--output"}, true, true);
+  std::optional<double> every;
+  if (const auto watch = parsed.values.find("--watch"); watch != parsed.values.end()) {
+    every = parseSeconds("--watch", watch->second);
+  }
+  if (parsed.has("--prometheus")) {
+    if (parsed.has("--json")) throw UsageError("--json and --prometheus are two formats: choose one");
+    return prometheus(client, parsed, every);
+  }
+  if (parsed.values.contains("--output")) throw UsageError("--output is for --prometheus");
+  if (parsed.name.empty()) throw UsageError("NAME is required");
+  do {
+    const auto rows = client.list();
+    const DeviceRow* row = findRow(rows, parsed.name);
+    if (row == nullptr) {
+      throw sdbus::Error(ublkd::bus::errorName(ublkd::ErrorKind::NotFound), "no device named '" + parsed.name + "'");
+    }
+    if (row->id == ublkd::kNoDeviceId) {
+      throw sdbus::Error(ublkd::bus::errorName(ublkd::ErrorKind::Busy),
+                         fmt::format("device '{}' has no statistics: it is {}", row->name, row->state));
+    }
+    const auto s = ublkd::bus::parseStatistics(row->name, row->blockDevice, client.statistics(row->id));
+    if (parsed.has("--json")) {
+      fmt::print("{}\n", ublkd::bus::statisticsJson(s).dump());
+    } else {
+      fmt::print("{}{}", every ? "\n" : "", ublkd::bus::statisticsTable(s));
+    }
+    std::fflush(stdout);
+  } while (every && pause(*every));
+  return 0;
+}
+
+int top(Client& client, const Args& args) {
+  const VerbArgs parsed = parseVerbArgs(args, {}, {"--interval", "--sort", "--iterations"});
+  double every = 2;
+  if (const auto v = parsed.values.find("--interval"); v != parsed.values.end())
+    every = parseSeconds("--interval", v->second);
+  auto order = ublkd::bus::TopOrder::Iops;
+  if (const auto v = parsed.values.find("--sort"); v != parsed.values.end()) {
+    const auto named = ublkd::bus::topOrderNamed(v->second);
+    if (!named)
+      throw UsageError(fmt::format("--sort: '{}' is not iops, bandwidth, latency, errors or name", v->second));
+    order = *named;
+  }
+  long iterations = -1;
+  if (const auto v = parsed.values.find("--iterations"); v != parsed.values.end()) {
+    const auto [end, ec] = std::from_chars(v->second.data(), v->second.data() + v->second.size(), iterations);
+    if (ec != std::errc() || end != v->second.data() + v->second.size() || iterations <= 0) {
+      throw UsageError(fmt::format("--iterations: '{}' is not a positive number", v->second));
+    }
+  }
+  // In place on a terminal (clear and home); one frame after another otherwise, like top -b.
+  const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+  for (long frame = 0; iterations < 0 || frame < iterations; ++frame) {
+    if (frame > 0 && !pause(every)) break;
+    std::vector<ublkd::bus::TopRow> rows;
+    for (const DeviceRow& row : client.list()) {
+      rows.push_back({row.name, row.blockDevice, row.state, statisticsOf(client, row)});
+    }
+    const time_t now = std::time(nullptr);
+    tm local{};
+    localtime_r(&now, &local);
+    char clock[16];
+    std::strftime(clock, sizeof(clock), "%H:%M:%S", &local);
+    fmt::print("{}ublkctl top - {}, {} device{}, every {} s\n{}", terminal ? "\033[H\033[2J" : (frame > 0 ? "\n" : ""),
+               clock, rows.size(), rows.size() == 1 ? "" : "s", every, ublkd::bus::topTable(std::move(rows), order));
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 int features(Client& client, const Args& args) {
   const bool json = parseVerbArgs(args, {"--json"}).has("--json");
   const auto names = client.kernelFeatures();
@@ -361,9 +533,11 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  if (verb == "create" && std::find(rest.begin(), rest.end(), "--watch") != rest.end()) {
-    // Before the client's bus thread starts, so it inherits the mask and only the watch loop's
-    // sigtimedwait takes SIGTERM/SIGINT.
+  const bool loops = verb == "top" || ((verb == "create" || verb == "stats") &&
+                                       std::find(rest.begin(), rest.end(), "--watch") != rest.end());
+  if (loops) {
+    // Before the client's bus thread starts, so it inherits the mask and only the loop's
+    // sigtimedwait takes SIGTERM/SIGINT (and the verb ends with 0).
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
@@ -377,6 +551,8 @@ int main(int argc, char** argv) {
     if (verb == "delete") return remove(client, rest);
     if (verb == "restart") return restart(client, rest);
     if (verb == "status") return status(client, rest);
+    if (verb == "stats") return stats(client, rest);
+    if (verb == "top") return top(client, rest);
     return features(client, rest);
   } catch (const UsageError& e) {
     fmt::print(stderr, "ublkctl {}: {}\n{}", verb, e.what(), help->second);

@@ -151,6 +151,7 @@ void Queue::fetchAll() {
 void Queue::finish(uint16_t tag, int result) {
   if (result == kPending) return;
   --started_;
+  if (config_.observer != nullptr) config_.observer->committed(tag, result);
   if (!registeredByUs_.empty() && registeredByUs_[tag]) {
     // Processed in order before the commit, so slot `tag` is free for the next request.
     registeredByUs_[tag] = false;
@@ -165,6 +166,7 @@ void Queue::startRequest(uint16_t tag, RequestHandler& handler) {
   if (config_.dataPath == DataPath::HandlerMapped && abi::opOf(desc) != abi::Op::Write) {
     data_[tag] = handler.dataAddress(tag, desc);
   }
+  if (config_.observer != nullptr) config_.observer->started(tag);
   finish(tag, handler.start(*this, tag, desc, data_[tag]));
 }
 
@@ -176,7 +178,13 @@ void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
   }
   if (res == abi::io::kResOk) {
     ++started_;
-    const uint32_t flags = descriptors_.as<const abi::IoDesc>()[tag].op_flags;
+    const abi::IoDesc& desc = descriptors_.as<const abi::IoDesc>()[tag];
+    // A WRITE that asked for its data address arrived then.
+    if (config_.observer != nullptr &&
+        !(config_.dataPath == DataPath::HandlerMapped && abi::opOf(desc) == abi::Op::Write)) {
+      config_.observer->arrived(tag, desc);
+    }
+    const uint32_t flags = desc.op_flags;
     if (config_.dataPath == DataPath::ZeroCopy && (flags & abi::ioflag::kNeedRegBuf) != 0) {
       // The kernel could not register the request's pages (a slot still taken?): register them
       // ourselves, and start the request once that is done.
@@ -187,7 +195,9 @@ void Queue::onIoCmdCqe(uint16_t tag, int res, RequestHandler& handler) {
     startRequest(tag, handler);
   } else if (res == abi::io::kResNeedGetData) {
     // A WRITE asks where its data should go; the kernel copies it there before the next CQE.
-    data_[tag] = handler.dataAddress(tag, descriptors_.as<const abi::IoDesc>()[tag]);
+    const abi::IoDesc& desc = descriptors_.as<const abi::IoDesc>()[tag];
+    if (config_.observer != nullptr) config_.observer->arrived(tag, desc);
+    data_[tag] = handler.dataAddress(tag, desc);
     prepIoCmd(abi::io::kNeedGetData, tag, 0);
   } else if (res == abi::io::kResAbort) {
     ++abortedTags_;
@@ -245,10 +255,12 @@ void Queue::run(RequestHandler& handler) {
     if (ret < 0 && ret != -EINTR) {
       throwErrno(-ret, fmt::format("io_uring_enter (ublkc{} queue {})", config_.devId, config_.id));
     }
+    // One clock read per batch, none when neither polling nor statistics want it: in some guests
+    // it is an emulated HPET.
+    const auto now = mayPoll || config_.observer != nullptr ? Clock::now() : Clock::time_point{};
+    if (config_.observer != nullptr) config_.observer->batchBegins(now);
     const bool busy = reap(handler) > 0;
     if (!mayPoll) continue;
-    // One clock read per batch, none when polling is off: in some guests it is an emulated HPET.
-    const auto now = Clock::now();
     if (busy) pollUntil = now + config_.pollWindow;
     polling = now < pollUntil;
   }

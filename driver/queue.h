@@ -57,6 +57,22 @@ class RequestHandler {
   virtual void beforeWait(SqeSource&) {}
 };
 
+// Watches the requests a queue serves (statistics): called on the queue's thread, in order. Every
+// call of one batch of completions happens "at" the time batchBegins gave, read once per batch.
+class RequestObserver {
+ public:
+  virtual void batchBegins(std::chrono::steady_clock::time_point now) = 0;
+  // The kernel handed over a request (for a WRITE with NEED_GET_DATA: at its first CQE).
+  virtual void arrived(uint16_t tag, const abi::IoDesc& desc) = 0;
+  // The handler got the request.
+  virtual void started(uint16_t tag) = 0;
+  // Its result is committed: bytes, or -errno.
+  virtual void committed(uint16_t tag, int result) = 0;
+
+ protected:
+  ~RequestObserver() = default;
+};
+
 class Queue final : public SqeSource {
  public:
   struct Config {
@@ -71,6 +87,7 @@ class Queue final : public SqeSource {
     // After a batch, keep collecting new requests without sleeping for this long: a request that
     // arrives meanwhile costs no sleep and wakeup on either side. 0 sleeps at once.
     std::chrono::microseconds pollWindow{0};
+    RequestObserver* observer = nullptr;  // statistics; none when nullptr
   };
 
   // Must run on the queue's own thread: the ring is created for a single issuer.

@@ -40,13 +40,15 @@ ublk::UniqueFd duplicateHigh(int fd, const char* what) {
 
 }  // namespace
 
-ChildProcess ChildProcess::spawn(const std::string& executable, const std::vector<std::string>& argv, int passFd) {
+ChildProcess ChildProcess::spawn(const std::string& executable, const std::vector<std::string>& argv,
+                                 const std::vector<int>& passFds) {
   int pipeFds[2];
   if (::pipe2(pipeFds, O_CLOEXEC) != 0) ublk::throwErrno(errno, "pipe2 (status pipe)");
   ublk::UniqueFd readEnd(pipeFds[0]);
   const ublk::UniqueFd pipeEnd(pipeFds[1]);
   const ublk::UniqueFd writeEnd = duplicateHigh(pipeEnd.get(), "status pipe");
-  const ublk::UniqueFd passed = passFd >= 0 ? duplicateHigh(passFd, "backing store fd") : ublk::UniqueFd();
+  std::vector<ublk::UniqueFd> passed;
+  for (const int fd : passFds) passed.push_back(fd >= 0 ? duplicateHigh(fd, "fd to pass") : ublk::UniqueFd());
   ublk::UniqueFd devNull(::open("/dev/null", O_WRONLY | O_CLOEXEC));
   if (!devNull) ublk::throwErrno(errno, "open /dev/null");
 
@@ -59,7 +61,9 @@ ChildProcess ChildProcess::spawn(const std::string& executable, const std::vecto
     unblockSignalsInChild();
     ::setsid();  // a terminal's Ctrl-C or hangup must not reach the data plane
     if (::dup2(devNull.get(), STDOUT_FILENO) < 0 || ::dup2(writeEnd.get(), kStatusFdInChild) < 0) ::_exit(127);
-    if (passed && ::dup2(passed.get(), kPassedFd) < 0) ::_exit(127);
+    for (size_t i = 0; i < passed.size(); ++i) {
+      if (passed[i] && ::dup2(passed[i].get(), kPassedFd + static_cast<int>(i)) < 0) ::_exit(127);
+    }
     ::execv(executable.c_str(), args.argv());
     ::_exit(127);
   }

@@ -23,10 +23,11 @@ class ChildProcess {
   };
 
   // Starts `executable` with argv (argv[0] as given) in its own session with an empty signal mask, stdout on /dev/null,
-  // stderr inherited, fd 3 the write end of the status pipe and, if passFd is one, fd 4 a duplicate of passFd (`serve
-  // --backing-fd 4`). Throws std::system_error.
+  // stderr inherited, fd 3 the write end of the status pipe and fd kPassedFd + i a duplicate of passFds[i] (`serve
+  // --backing-fd 4 --stats-fd 5`); a negative entry passes nothing at its number. Throws std::system_error.
   static constexpr int kPassedFd = 4;
-  static ChildProcess spawn(const std::string& executable, const std::vector<std::string>& argv, int passFd = -1);
+  static ChildProcess spawn(const std::string& executable, const std::vector<std::string>& argv,
+                            const std::vector<int>& passFds = {});
   // Watches a process this one did not start (a queue daemon of an earlier ublkd); nullopt if gone.
   static std::optional<ChildProcess> adopt(pid_t pid);
 

@@ -66,6 +66,7 @@ DeviceRecords::DeviceRecords(fs::path runDir) : runDir_(std::move(runDir)) {
 }
 
 fs::path DeviceRecords::specPath(const std::string& name) const { return runDir_ / "devices" / (name + ".spec.json"); }
+fs::path DeviceRecords::statsPath(const std::string& name) const { return runDir_ / "devices" / (name + ".stats"); }
 fs::path DeviceRecords::recordPath(const std::string& name) const {
   return runDir_ / "devices" / (name + ".state.json");
 }
@@ -90,6 +91,7 @@ void DeviceRecords::remove(const std::string& name, uint32_t id) const {
   std::error_code ignored;
   fs::remove(specPath(name), ignored);
   fs::remove(recordPath(name), ignored);
+  fs::remove(statsPath(name), ignored);
   if (id != UINT32_MAX) fs::remove(udevPath(id), ignored);
 }
 

@@ -2,6 +2,7 @@
 // next ublkd (after a restart or a crash) finds the devices this one served:
 //   devices/NAME.spec.json   the spec as the caller gave it; `ublkd serve --spec` reads it
 //   devices/NAME.state.json  the record: id, cookie, state, queue daemon, backing identity, ...
+//   devices/NAME.stats       the queue daemon's statistics (stats_layout.h), written in place
 //   udev/ublkbID             UBLK_NAME=NAME, which udev imports for /dev/ublk/by-name/NAME
 // Every write is atomic (a rename), so a crash leaves the old file or the new one.
 #pragma once
@@ -45,13 +46,14 @@ class DeviceRecords {
   explicit DeviceRecords(std::filesystem::path runDir);
 
   std::filesystem::path specPath(const std::string& name) const;
+  std::filesystem::path statsPath(const std::string& name) const;
   // Throw std::system_error (or filesystem_error) naming the file.
   void writeSpec(const std::string& name, const std::string& specJson) const;
   void write(const DeviceRecord& record) const;
   // The udev file for /dev/ublk/by-name/NAME, then a change uevent so udev reads it now (the add
   // event came before the name was known). Throws std::runtime_error.
   void announceName(uint32_t id, const std::string& name) const;
-  // Spec, record and (with an id) the udev file; what is missing already is no error.
+  // Spec, record, statistics and (with an id) the udev file; what is missing already is no error.
   void remove(const std::string& name, uint32_t id) const;
 
   // The record files left in the run directory.

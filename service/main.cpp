@@ -1,6 +1,6 @@
 // ublkd's command line: picks the verb and reports failures as "ublkd <verb>: <what>: <why>".
 //   ublkd features [--json]      the kernel's ublk features, decoded
-//   ublkd serve --spec FILE [--recover ID] [--status-fd FD] [--backing-fd FD] [--cookie N]
+//   ublkd serve --spec FILE [--recover ID] [--status-fd FD] [--backing-fd FD] [--stats-fd FD] [--cookie N]
 //                                serve one device in the foreground until SIGTERM/SIGINT
 //   ublkd daemon [OPTIONS]       the service: org.ublk.Manager on the system bus
 #include <fcntl.h>
@@ -34,7 +34,8 @@ namespace {
 
 constexpr std::string_view kUsage =
     "usage: ublkd features [--json]\n"
-    "       ublkd serve --spec FILE [--recover ID] [--status-fd FD] [--backing-fd FD] [--cookie N]\n"
+    "       ublkd serve --spec FILE [--recover ID] [--status-fd FD] [--backing-fd FD] [--stats-fd FD]\n"
+    "                   [--cookie N]\n"
     "       ublkd daemon [--bus-address ADDRESS] [--config FILE] [--spec-dir DIR] [--run-dir DIR]\n"
     "  features   print the ublk features of the running kernel (GET_FEATURES)\n"
     "  serve      create the device FILE describes, print its /dev/ublkbN, serve it until\n"
@@ -42,9 +43,10 @@ constexpr std::string_view kUsage =
     "             and exits, leaving it to be recovered. --recover ID serves existing device ID\n"
     "             again through user recovery, after its queue daemon died. With --status-fd, also\n"
     "             write 'ready ID' or 'failed KIND MESSAGE' to FD. With --backing-fd, a loop device\n"
-    "             serves that open file instead of opening the spec's path. --cookie N marks the device as\n"
-    "             ublkd's (ADD_DEV's ublksrv_flags); --recover refuses a device without it. Exit codes: 0 stopped "
-    "cleanly\n"
+    "             serves that open file instead of opening the spec's path. With --stats-fd, the\n"
+    "             queue threads keep their statistics in FD, a file ublkd reads (GetStatistics).\n"
+    "             --cookie N marks the device as ublkd's (ADD_DEV's ublksrv_flags); --recover refuses\n"
+    "             a device without it. Exit codes: 0 stopped cleanly\n"
     "             or handed over, 1 failed, 2 invalid spec or usage, 3 kernel unsupported,\n"
     "             4 permission denied\n"
     "  daemon     the service: claims org.ublk.Manager on the system bus (or ADDRESS) and\n"
@@ -100,6 +102,7 @@ int runServe(const std::vector<std::string_view>& args) {
   std::string specPath;
   int statusFd = -1;
   int backingFd = -1;
+  int statsFd = -1;
   uint64_t cookie = 0;
   std::optional<uint32_t> recoverId;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -115,6 +118,12 @@ int runServe(const std::vector<std::string_view>& args) {
       const std::string_view value = args[++i];
       if (!parseNumber(value, backingFd) || backingFd < 0 || ::fcntl(backingFd, F_SETFD, FD_CLOEXEC) != 0) {
         fmt::print(stderr, "ublkd serve: --backing-fd: '{}' is not an open file descriptor\n{}", value, kUsage);
+        return 2;
+      }
+    } else if (args[i] == "--stats-fd" && i + 1 < args.size()) {
+      const std::string_view value = args[++i];
+      if (!parseNumber(value, statsFd) || statsFd < 0 || ::fcntl(statsFd, F_SETFD, FD_CLOEXEC) != 0) {
+        fmt::print(stderr, "ublkd serve: --stats-fd: '{}' is not an open file descriptor\n{}", value, kUsage);
         return 2;
       }
     } else if (args[i] == "--cookie" && i + 1 < args.size()) {
@@ -157,7 +166,10 @@ int runServe(const std::vector<std::string_view>& args) {
                               [&](uint32_t id, const ublkd::ServedGeometry& granted) {
                                 status.finish(ublkd::ServeStatus::ready(id, granted));
                               }},
-                         {.recoverId = recoverId, .backing = std::move(backing), .cookie = cookie})
+                         {.recoverId = recoverId,
+                          .backing = std::move(backing),
+                          .cookie = cookie,
+                          .statsFd = ublk::UniqueFd(statsFd)})
         .run();
   } catch (const std::exception& e) {
     const ublkd::ErrorKind kind = ublkd::classify(e);

@@ -1,6 +1,6 @@
 // Manager::Managed: all the Manager knows of one device (its view, queue daemon, backing store,
-// crash policy and the callers waiting on it). Private to the Manager's own files: manager.cpp
-// and manager_adoption.cpp.
+// crash policy and the callers waiting on it). Private to the Manager's own files: manager.cpp,
+// manager_adoption.cpp and manager_statistics.cpp.
 #pragma once
 
 #include <chrono>
@@ -18,6 +18,7 @@
 #include "event_loop.h"
 #include "manager.h"
 #include "serve_status.h"
+#include "stats_reader.h"
 
 namespace ublkd {
 
@@ -44,6 +45,7 @@ struct Manager::Managed {
   CreateDone onCreated;
   std::map<uint64_t, DeleteDone> onDeleted;  // each DeleteDevice caller, answered once
   std::vector<RestartDone> onRestarted;
+  stats::History stats;  // the samples GetStatistics' rates are computed against
 
   explicit Managed(const CrashPolicy::Options& crashOptions) : crash(crashOptions) {}
 

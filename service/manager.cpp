@@ -23,6 +23,8 @@
 #include "process_info.h"
 #include "serve_status.h"
 #include "text_file.h"
+#include "throw_errno.h"
+#include "unique_fd.h"
 
 namespace ublkd {
 
@@ -248,7 +250,13 @@ void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
     argv.push_back("--backing-fd");
     argv.push_back(std::to_string(ChildProcess::kPassedFd));
   }
-  device.child = ChildProcess::spawn(options_.serveBinary, argv, device.backing ? device.backing->fd() : -1);
+  // The same file for every queue daemon of the device, so its counters outlive each of them.
+  const ublk::UniqueFd stats(::open(records_.statsPath(name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (!stats) ublk::throwErrno(errno, "open " + records_.statsPath(name).string());
+  argv.push_back("--stats-fd");
+  argv.push_back(std::to_string(ChildProcess::kPassedFd + 1));
+  device.child =
+      ChildProcess::spawn(options_.serveBinary, argv, {device.backing ? device.backing->fd() : -1, stats.get()});
   device.statusLine.clear();
   device.status.reset();
   device.timedOut = false;

@@ -28,6 +28,7 @@
 #include "event_loop.h"
 #include "offload.h"
 #include "service_error.h"
+#include "stats_reader.h"
 
 namespace ublkd {
 
@@ -107,6 +108,11 @@ class Manager {
   // and a new one recovers it. Throws NotFound, Busy unless live, KernelUnsupported without
   // QUIESCE; `done` runs once a new daemon serves the device.
   void restart(const std::string& name, RestartDone done);
+
+  // The device's statistics (stats_reader.h), with rates over the time since an earlier call at
+  // least a second ago. Throws NotFound, or Busy while it has none yet (its queue daemon is
+  // still starting), or Failed when they cannot be read.
+  stats::Report statistics(const std::string& name);
 
   std::vector<DeviceView> list() const;
   const DeviceView* find(std::string_view name) const;

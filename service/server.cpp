@@ -31,6 +31,7 @@
 #include "data_path.h"
 #include "queue.h"
 #include "service_error.h"
+#include "stats_writer.h"
 #include "target.h"
 
 namespace ublkd {
@@ -194,8 +195,10 @@ class Device {
   uint32_t id() const { return info_.dev_id; }
   const abi::DevInfo& info() const { return info_; }
 
-  void startQueues(Target& target) {
+  // With statsFd open, each queue thread counts its requests there.
+  void startQueues(Target& target, ublk::UniqueFd statsFd) {
     target_ = &target;
+    if (statsFd) stats_.emplace(std::move(statsFd), info_.nr_hw_queues);
     charFd_ = ublk::openCharDevice(id());
     stopFd_ = ublk::UniqueFd(::eventfd(0, EFD_CLOEXEC));
     if (!stopFd_) ublk::throwErrno(errno, "eventfd");
@@ -249,6 +252,8 @@ class Device {
                    std::strerror(err));
       }
       pthread_setname_np(pthread_self(), fmt::format("ublkd-q{}", q).c_str());
+      std::optional<QueueStats> counting;
+      if (stats_) counting.emplace(stats_->queue(q), info_.queue_depth);
       ublk::Queue queue({.devId = id(),
                          .id = q,
                          .depth = info_.queue_depth,
@@ -257,7 +262,8 @@ class Device {
                          .charFd = charFd_.get(),
                          .files = files_,
                          .stopFd = stopFd_.get(),
-                         .pollWindow = pollWindow()});
+                         .pollWindow = pollWindow(),
+                         .observer = counting ? &*counting : nullptr});
       queue.fetchAll();
       setUp = true;
       ready.set_value();
@@ -322,6 +328,7 @@ class Device {
   Origin origin_;
   bool keepDevice_ = false;
   Target* target_ = nullptr;  // set by startQueues; outlives the device
+  std::optional<StatsFile> stats_;
   ublk::UniqueFd charFd_;
   ublk::UniqueFd stopFd_;
   std::vector<int> files_;
@@ -426,7 +433,7 @@ int Server::run() {
     }
     control.setParams(device->id(), paramsFor(geometry, granted));
   }
-  device->startQueues(*target);
+  device->startQueues(*target, std::move(options_.statsFd));
   device->start();
   if (!options_.recoverId) setScheduler(device->id(), spec_.scheduler);
 

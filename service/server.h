@@ -14,6 +14,7 @@
 #include "control_device.h"
 #include "device_spec.h"
 #include "serve_status.h"
+#include "unique_fd.h"
 
 namespace ublkd {
 
@@ -32,6 +33,8 @@ class Server {
     // ublkd's identity for the device (device_identity.h): given to ADD_DEV, and a device to be
     // recovered must carry it. 0: none (a device served by hand).
     uint64_t cookie = 0;
+    // Where the queue threads keep their statistics (stats_layout.h); none if not open.
+    ublk::UniqueFd statsFd;
   };
   explicit Server(DeviceSpec spec, Events events, Options options)
       : spec_(std::move(spec)), events_(std::move(events)), options_(std::move(options)) {}

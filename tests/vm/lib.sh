@@ -100,8 +100,8 @@ fio_verify() {
     --bs=4k --iodepth=16 --size=64M --verify=crc32c --verify_fatal=1 --do_verify=1 "$@" "${job[@]}" >/dev/null
 }
 
-# serve_device SPEC_JSON: starts `ublkd serve` (or $UBLKD_BIN serve) on the spec in the background and waits (10 s at
-# most) for the /dev/ublkbN it prints. Sets UBLK_DEV, UBLK_PID and UBLK_OUT (the daemon's output);
+# serve_device SPEC_JSON [SERVE_ARG...]: starts `ublkd serve` (or $UBLKD_BIN serve) on the spec, with the
+# extra arguments, in the background and waits (10 s at most) for the /dev/ublkbN it prints. Sets UBLK_DEV, UBLK_PID and UBLK_OUT (the daemon's output);
 # the device is stopped at exit if the test has not stopped it itself.
 serve_device() {
   local spec out i
@@ -110,7 +110,7 @@ serve_device() {
   UBLK_OUT=$out
   defer rm -f "$spec" "$out"
   echo "$1" >"$spec"
-  "${UBLKD_BIN:-ublkd}" serve --spec "$spec" >"$out" 2>&1 &
+  "${UBLKD_BIN:-ublkd}" serve --spec "$spec" "${@:2}" >"$out" 2>&1 &
   UBLK_PID=$!
   defer "kill -TERM $UBLK_PID 2>/dev/null; wait $UBLK_PID 2>/dev/null"
   for i in $(seq 100); do

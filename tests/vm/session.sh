@@ -73,6 +73,10 @@ _qemu_start() {
     # No speculation mitigations (retpolines, RSB fills): a few per cent of the emulator's time,
     # and nothing ublk does depends on them.
     mitigations=off
+    # The emulated TSC fails the clocksource watchdog now and then; the switch to the HPET it
+    # makes then patches kernel text (static keys) under the running vCPUs, which the emulator
+    # has crashed on (int3 in sched_clock_cpu, from clocksource_watchdog_work). Keep the TSC.
+    tsc=reliable
     ublkvm.mode=$mode ublkvm.guest=$here/guest ublkvm.moddir=$kdir/root/lib/modules/$kver
     ublkvm.session=$session ublkvm.build=$build ublkvm.source=$source_dir
   )
