@@ -41,17 +41,6 @@ std::string humanCount(uint64_t n) {
   return fmt::format("{:.1f}M", static_cast<double>(n) / 1e6);
 }
 
-std::string humanBytes(uint64_t bytes) {
-  constexpr std::string_view units = "BKMGTP";
-  double value = static_cast<double>(bytes);
-  size_t unit = 0;
-  while (value >= 1024 && unit + 1 < units.size()) {
-    value /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? fmt::format("{}B", bytes) : fmt::format("{:.1f}{}", value, units[unit]);
-}
-
 std::string localTime(uint64_t usec) {
   const time_t seconds = static_cast<time_t>(usec / 1'000'000);
   tm local{};
@@ -103,6 +92,17 @@ double totalIops(const DeviceStatistics& s) {
 }
 
 }  // namespace
+
+std::string humanBytes(uint64_t bytes) {
+  constexpr std::string_view units = "BKMGTP";
+  double value = static_cast<double>(bytes);
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < units.size()) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{}B", bytes) : fmt::format("{:.1f}{}", value, units[unit]);
+}
 
 const OpStatistics& DeviceStatistics::op(std::string_view name) const {
   for (size_t i = 0; i < kOperations.size(); ++i) {

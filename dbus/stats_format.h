@@ -58,6 +58,9 @@ enum class TopOrder { Iops, Bandwidth, Latency, Errors, Name };
 std::optional<TopOrder> topOrderNamed(std::string_view name);
 std::string topTable(std::vector<TopRow> rows, TopOrder order);
 
+// "512B", "1.5K", "10.0G": bytes in powers of 1024, one decimal.
+std::string humanBytes(uint64_t bytes);
+
 // The devices' counters, histograms and in-flight requests in the Prometheus text format
 // (version 0.0.4), as node_exporter's textfile collector reads it.
 std::string prometheusText(const std::vector<DeviceStatistics>& devices);

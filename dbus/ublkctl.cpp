@@ -118,17 +118,6 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::string humanSize(uint64_t bytes) {
-  constexpr std::string_view units = "BKMGTP";
-  double value = static_cast<double>(bytes);
-  size_t unit = 0;
-  while (value >= 1024 && unit + 1 < units.size()) {
-    value /= 1024;
-    ++unit;
-  }
-  return unit == 0 ? fmt::format("{}B", bytes) : fmt::format("{:.1f}{}", value, units[unit]);
-}
-
 std::string readSpec(std::string_view path) {
   if (path == "-") {
     std::stringstream text;
@@ -195,8 +184,8 @@ int list(Client& client, const Args& args) {
   fmt::print("{:<20} {:>4} {:<6} {:<9} {:>8} {}\n", "NAME", "ID", "TARGET", "STATE", "SIZE", "DEVICE");
   for (const auto& r : rows) {
     const std::string id = r.id == ublkd::kNoDeviceId ? "-" : std::to_string(r.id);
-    fmt::print("{:<20} {:>4} {:<6} {:<9} {:>8} {}\n", r.name, id, r.target, r.state, humanSize(r.sizeBytes),
-               r.blockDevice.empty() ? "-" : r.blockDevice);
+    fmt::print("{:<20} {:>4} {:<6} {:<9} {:>8} {}\n", r.name, id, r.target, r.state,
+               ublkd::bus::humanBytes(r.sizeBytes), r.blockDevice.empty() ? "-" : r.blockDevice);
   }
   return 0;
 }
