@@ -40,6 +40,12 @@ constexpr std::chrono::milliseconds kDeleteDeadline{10'000};
 constexpr std::chrono::milliseconds kFilesystemDeadline{10'000};
 // How often an overdue daemon asleep in the kernel is looked at again.
 constexpr std::chrono::seconds kStuckRecheck{5};
+// An overdue daemon is killed only once this many looks, kAwakeLookGap apart, found no thread of
+// it asleep in the kernel: a kernel thread that waits in a loop of short sleeps (msleep, polling
+// for the requests a hung backend holds) is out of D state for moments between them, and under
+// emulation for a good share of the time.
+constexpr unsigned kAwakeLooks = 10;
+constexpr std::chrono::milliseconds kAwakeLookGap{200};
 
 // The backing store opened again from the spec's path, for a device whose open descriptor went
 // with an earlier ublkd: it must still be the file the device was created on.
@@ -409,18 +415,23 @@ void Manager::checkKernelDevice(uint32_t id, uint64_t cookie, const std::string&
 EventLoop::TimerId Manager::killAfter(Managed& device, std::chrono::seconds timeout, std::string_view what) {
   const std::string name = device.view.name;
   const pid_t pid = device.child->pid();
+  device.awakeLooks = 0;
   return loop_.after(timeout,
                      [this, name, pid, timeout, what = std::string(what)] { killOverdue(name, pid, timeout, what); });
 }
 
 // A daemon asleep in the kernel (a STOP_DEV or START_DEV waiting for requests on a backing store
 // that does not answer) is not killed: the kill could not take it, and once it did, the requests
-// it holds would be stranded. It is looked at again until it is out, then killed.
+// it holds would be stranded (on 6.12, a STOP_DEV in the daemon's io-wq then waits for them
+// forever, and the daemon with it). It is looked at again until it is out, then killed.
 void Manager::killOverdue(const std::string& name, pid_t pid, std::chrono::seconds timeout, const std::string& what) {
   auto it = devices_.find(name);
   if (it == devices_.end() || !it->second->child || it->second->child->pid() != pid) return;
   Managed& device = *it->second;
   const bool first = !std::exchange(device.timedOut, true);  // a late "ready" does not count
+  const auto lookAgain = [this, name, pid, timeout, what](auto after) {
+    return loop_.after(after, [this, name, pid, timeout, what] { killOverdue(name, pid, timeout, what); });
+  };
   if (const std::string stuck = describeStuckThreads(pid); !stuck.empty()) {
     if (first) {
       log::error(fmt::format("device {}: queue daemon (pid {}) failed {} within {} s and waits in the kernel ({}); "
@@ -428,8 +439,12 @@ void Manager::killOverdue(const std::string& name, pid_t pid, std::chrono::secon
                              name, pid, what, timeout.count(), stuck),
                  {{"DEVICE", name}});
     }
-    device.deadline =
-        loop_.after(kStuckRecheck, [this, name, pid, timeout, what] { killOverdue(name, pid, timeout, what); });
+    device.awakeLooks = 0;
+    device.deadline = lookAgain(kStuckRecheck);
+    return;
+  }
+  if (++device.awakeLooks < kAwakeLooks) {
+    device.deadline = lookAgain(kAwakeLookGap);
     return;
   }
   log::error(fmt::format("device {}: queue daemon (pid {}) failed {} within {} s; killing it", name, pid, what,

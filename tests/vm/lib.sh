@@ -240,6 +240,23 @@ wait_for_link() {
     fail "/dev/ublk/by-name/$1 did not appear: $(ls -l /dev/ublk/by-name 2>&1)"
 }
 
+# dump_state_after SECONDS: should the test still run SECONDS from now (a hang the harness would
+# only kill), print what every ublkd, fio and dd thread waits on, and ublkd's last words.
+dump_state_after() {
+  (
+    sleep "$1" &
+    trap 'kill $! 2>/dev/null; exit 0' TERM
+    wait $!
+    {
+      echo "--- still running after $1 s: threads of ublkd, fio, dd, dmsetup"
+      ps -eLo pid,tid,ppid,stat,wchan:32,comm,args | grep -E ' (ublkd|fio|dd|dmsetup|iou-wrk)' | grep -v grep || true
+      echo "--- journal of ublkd"
+      journal -u ublkd | tail -n 40 || true
+    } >&2
+  ) &
+  defer "kill $! 2>/dev/null || true"
+}
+
 # journal [JOURNALCTL ARG...]: the journal's messages since this case began (UBLKVM_JOURNAL_SINCE,
 # set by the harness), so an earlier case in the same boot cannot answer for this one.
 journal() { journalctl --no-pager -o cat --since="${UBLKVM_JOURNAL_SINCE:?not run by the harness}" "$@"; }

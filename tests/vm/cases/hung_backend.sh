@@ -5,6 +5,7 @@
 # of the hung one answers within its deadline with org.ublk.Error.Timeout naming what waits.
 # Resumed, the hung device finishes its stop and goes, and the data on its backing is intact.
 source "$(dirname "$0")/../lib.sh"
+dump_state_after 200
 
 disk=$(scratch_disk)
 dm=ublkvm-hung
