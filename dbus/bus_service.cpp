@@ -171,6 +171,25 @@ void BusService::RestartDevice(sdbus::Result<>&& result, std::string name) {
   });
 }
 
+void BusService::ResizeDevice(sdbus::Result<>&& result, std::string name, uint64_t bytes,
+                              std::map<std::string, sdbus::Variant> options) {
+  answeringErrors("ResizeDevice", name, [&] {
+    requireRoot("resize devices");
+    bool force = false;
+    for (const auto& [key, value] : options) {
+      if (key != "force") {
+        throw ServiceError(ErrorKind::InvalidSpec, fmt::format("options: unknown option '{}' (known: force)", key));
+      }
+      if (value.peekValueType() != "b") {
+        throw ServiceError(ErrorKind::InvalidSpec,
+                           fmt::format("options: 'force' is a boolean (b), not '{}'", value.peekValueType()));
+      }
+      force = value.get<bool>();
+    }
+    manager_.resize(name, bytes, force, replyWhenDone(std::move(result)));
+  });
+}
+
 std::vector<DeviceListRow> BusService::ListDevices() {
   std::vector<DeviceListRow> rows;
   for (const DeviceView& d : manager_.list()) {

@@ -61,6 +61,8 @@ class BusService final : public sdbus::AdaptorInterfaces<org::ublk::Manager_adap
                     std::string spec_json) override;
   void DeleteDevice(sdbus::Result<>&& result, std::string name) override;
   void RestartDevice(sdbus::Result<>&& result, std::string name) override;
+  void ResizeDevice(sdbus::Result<>&& result, std::string name, uint64_t bytes,
+                    std::map<std::string, sdbus::Variant> options) override;
   std::vector<DeviceListRow> ListDevices() override;
   std::string Version() override;
   std::vector<std::string> KernelFeatures() override { return kernelFeatures_; }

@@ -49,6 +49,15 @@ void Client::restart(const std::string& name) {
   manager_->callMethod("RestartDevice").onInterface(kManagerInterface).withTimeout(kCallTimeout).withArguments(name);
 }
 
+void Client::resize(const std::string& name, uint64_t bytes, bool force) {
+  std::map<std::string, sdbus::Variant> options;
+  if (force) options.emplace("force", sdbus::Variant(true));
+  manager_->callMethod("ResizeDevice")
+      .onInterface(kManagerInterface)
+      .withTimeout(kCallTimeout)
+      .withArguments(name, bytes, options);
+}
+
 std::map<std::string, sdbus::Variant> Client::deviceProperties(uint32_t id) {
   auto device = sdbus::createProxy(connect(address_), kBusName, devicePath(id));
   std::map<std::string, sdbus::Variant> properties;

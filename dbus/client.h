@@ -33,6 +33,8 @@ class Client {
   void remove(const std::string& name);
   // Returns once a new queue daemon serves the device.
   void restart(const std::string& name);
+  // Returns once the kernel has the new size; `force` allows a shrink.
+  void resize(const std::string& name, uint64_t bytes, bool force);
   std::map<std::string, sdbus::Variant> deviceProperties(uint32_t id);
   // org.ublk.Device.GetStatistics of device `id` (its a{sv}: org.ublk.Device.xml).
   std::map<std::string, sdbus::Variant> statistics(uint32_t id);

@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client.h"
+#include "device_spec.h"
 #include "errors.h"
 #include "manager.h"
 #include "stats_format.h"
@@ -49,6 +50,7 @@ constexpr std::string_view kUsage =
     "  delete NAME [--wait SECONDS] [--missing-ok] [--leave-busy-at-shutdown]\n"
     "                                         stop and remove a device\n"
     "  restart NAME                           replace a device's queue daemon without I/O errors\n"
+    "  resize NAME SIZE [--force]             grow (or with --force shrink) a live device\n"
     "  status NAME [--json]                   one device's properties\n"
     "  stats NAME [--json] [--watch SECONDS]  a device's I/O counters, rates and latency\n"
     "  stats [NAME] --prometheus [--output FILE] [--watch SECONDS]\n"
@@ -87,6 +89,15 @@ const std::map<std::string_view, std::string_view> kVerbHelp = {
      "Planned handover: device NAME's queue daemon quiesces the device and exits, and a new one\n"
      "takes it over through user recovery. I/O waits meanwhile; none fails. Needs a kernel with\n"
      "UBLK_F_QUIESCE (Linux 6.16 or newer; exit code 7 without it).\n"},
+    {"resize",
+     "usage: ublkctl resize NAME SIZE [--force]\n"
+     "Changes the size of live device NAME to SIZE (bytes, or with a K, M, G or T suffix; a\n"
+     "multiple of the device's logical block) without stopping it; the kernel tells the\n"
+     "device's users (resize2fs can then grow a mounted ext4). A loop device's backing file\n"
+     "grows first; a block device must be that large already. Only null and loop devices (the\n"
+     "others have their backend's size). A shrink cuts off what lies past the new end and needs\n"
+     "--force; the backing file is left as it is. Needs UBLK_F_UPDATE_SIZE (Linux 6.16 or newer;\n"
+     "exit code 7 without it).\n"},
     {"status",
      "usage: ublkctl status NAME [--json]\n"
      "Prints the properties of device NAME: Name, Id, Target, State, Size, Queues, Depth,\n"
@@ -301,6 +312,34 @@ int remove(Client& client, const Args& args) {
 int restart(Client& client, const Args& args) {
   const VerbArgs parsed = parseVerbArgs(args, {}, {}, true);
   client.restart(parsed.name);
+  return 0;
+}
+
+int resize(Client& client, const Args& args) {
+  std::string name;
+  std::string size;
+  bool force = false;
+  for (const auto arg : args) {
+    if (arg == "--force") {
+      force = true;
+    } else if (arg.starts_with("-")) {
+      throw UsageError(fmt::format("unexpected argument '{}'", arg));
+    } else if (name.empty()) {
+      name = arg;
+    } else if (size.empty()) {
+      size = arg;
+    } else {
+      throw UsageError(fmt::format("unexpected argument '{}'", arg));
+    }
+  }
+  if (size.empty()) throw UsageError("NAME and SIZE are required");
+  uint64_t bytes = 0;
+  try {
+    bytes = ublkd::parseSize(nlohmann::json(size), "SIZE");
+  } catch (const ublkd::SpecError& e) {
+    throw UsageError(fmt::format("SIZE: '{}': {}", size, e.reason()));
+  }
+  client.resize(name, bytes, force);
   return 0;
 }
 
@@ -539,6 +578,7 @@ int main(int argc, char** argv) {
     if (verb == "create") return create(client, rest);
     if (verb == "delete") return remove(client, rest);
     if (verb == "restart") return restart(client, rest);
+    if (verb == "resize") return resize(client, rest);
     if (verb == "status") return status(client, rest);
     if (verb == "stats") return stats(client, rest);
     if (verb == "top") return top(client, rest);

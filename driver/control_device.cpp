@@ -66,6 +66,10 @@ ControlCommand ControlCommand::deleteDevice(uint32_t devId) {
 ControlCommand ControlCommand::deleteDeviceAsync(uint32_t devId) {
   return withoutPayload("DEL_DEV_ASYNC", abi::cmd::kDelDevAsync, devId);
 }
+ControlCommand ControlCommand::updateSize(uint32_t devId, uint64_t sectors) {
+  return {
+      .name = "UPDATE_SIZE", .op = abi::cmd::kUpdateSize, .header = {.dev_id = devId, .data = sectors}, .payload = {}};
+}
 
 ControlDevice::ControlDevice(Options options)
     : options_(std::move(options)),

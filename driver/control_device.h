@@ -41,6 +41,7 @@ struct ControlCommand {
   static ControlCommand stopDevice(uint32_t devId);
   static ControlCommand deleteDevice(uint32_t devId);
   static ControlCommand deleteDeviceAsync(uint32_t devId);
+  static ControlCommand updateSize(uint32_t devId, uint64_t sectors);  // Linux 6.16+
 };
 
 // The payload read back as T (zero-filled where the kernel wrote less).

@@ -1,6 +1,6 @@
 // Manager::Managed: all the Manager knows of one device (its view, queue daemon, backing store,
 // crash policy and the callers waiting on it). Private to the Manager's own files: manager.cpp,
-// manager_adoption.cpp and manager_statistics.cpp.
+// manager_adoption.cpp, manager_resize.cpp and manager_statistics.cpp.
 #pragma once
 
 #include <chrono>
@@ -21,6 +21,10 @@
 #include "stats_reader.h"
 
 namespace ublkd {
+
+// The backing store opened again from the spec's path, for a device whose open descriptor went
+// with an earlier ublkd: it must still be the file the device was created on. Throws.
+BackingStore reopenBacking(const std::string& specJson, FileIdentity expected);
 
 struct Manager::Managed {
   using Clock = std::chrono::steady_clock;
@@ -43,6 +47,7 @@ struct Manager::Managed {
   CrashPolicy crash;             // what an unplanned death leads to
   bool handingOver = false;      // SIGUSR2 sent: the next exit is planned
   bool probing = false;          // DeleteDevice's in-use check is running
+  bool resizing = false;         // a ResizeDevice is under way
   CreateDone onCreated;
   std::map<uint64_t, DeleteDone> onDeleted;  // each DeleteDevice caller, answered once
   std::vector<RestartDone> onRestarted;

@@ -47,8 +47,8 @@ constexpr std::chrono::seconds kStuckRecheck{5};
 constexpr unsigned kAwakeLooks = 10;
 constexpr std::chrono::milliseconds kAwakeLookGap{200};
 
-// The backing store opened again from the spec's path, for a device whose open descriptor went
-// with an earlier ublkd: it must still be the file the device was created on.
+}  // namespace
+
 BackingStore reopenBacking(const std::string& specJson, FileIdentity expected) {
   const DeviceSpec spec = parseDeviceSpec(specJson);
   BackingStore store = BackingStore::open(spec.path, spec.readOnly);
@@ -61,8 +61,6 @@ BackingStore reopenBacking(const std::string& specJson, FileIdentity expected) {
   }
   return store;
 }
-
-}  // namespace
 
 std::string_view stateName(DeviceState state) {
   switch (state) {

@@ -86,6 +86,7 @@ class Manager {
   using CreateDone = std::function<void(const DeviceView* created, const ServiceError* error)>;
   using DeleteDone = std::function<void(const ServiceError* error)>;
   using RestartDone = DeleteDone;
+  using ResizeDone = DeleteDone;
 
   Manager(EventLoop& loop, ublk::ControlDevice& control, Options options);
   ~Manager();
@@ -108,6 +109,14 @@ class Manager {
   // and a new one recovers it. Throws NotFound, Busy unless live, KernelUnsupported without
   // QUIESCE; `done` runs once a new daemon serves the device.
   void restart(const std::string& name, RestartDone done);
+
+  // Online resize (UPDATE_SIZE, Linux 6.16+) to `bytes`, a multiple of the device's logical block.
+  // A loop device's backing file grows first (a block device must be that large already); a
+  // device that would shrink needs `force` (what lies past the new end is cut off, the backing
+  // file is left as it is). Throws NotFound, Busy unless live, KernelUnsupported without
+  // UPDATE_SIZE, InvalidSpec naming what is wrong with the size or the target; `done` runs once
+  // the kernel has the new size, with Failed or Timeout if the backing store or the kernel refused.
+  void resize(const std::string& name, uint64_t bytes, bool force, ResizeDone done);
 
   // The device's statistics (stats_reader.h), with rates over the time since an earlier call at
   // least a second ago. Throws NotFound, or Busy while it has none yet (its queue daemon is
@@ -149,6 +158,8 @@ class Manager {
   void proceedRemoval(Managed& device);
   void finishRemoval(const std::string& name, const std::string& reason);
   void removeThenFinish(Managed& device, std::string reason);
+  void growBackingThenResize(Managed& device, uint64_t bytes, ResizeDone done);
+  void updateKernelSize(Managed& device, uint64_t bytes, ResizeDone done);
   void answerDeleters(Managed& device, const ServiceError& error);
   std::string stuckText(const Managed& device) const;
   // STOP_DEV and DEL_DEV of our kernel device at `id` (a foreign one is left alone), then `then`.

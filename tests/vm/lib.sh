@@ -240,6 +240,16 @@ wait_for_link() {
     fail "/dev/ublk/by-name/$1 did not appear: $(ls -l /dev/ublk/by-name 2>&1)"
 }
 
+# expect_exit CODE TEXT COMMAND...: COMMAND exits with CODE and says TEXT (stdout or stderr).
+expect_exit() {
+  local code=$1 text=$2 out rc=0
+  shift 2
+  out=$("$@" 2>&1) || rc=$?
+  [ "$rc" = "$code" ] || fail "$* exited $rc, expected $code: $out"
+  grep -q -- "$text" <<<"$out" || fail "$* did not say '$text': $out"
+  echo "  $*: exit $rc: $(head -n 1 <<<"$out")"
+}
+
 # dump_state_after SECONDS: should the test still run SECONDS from now (a hang the harness would
 # only kill), print what every ublkd, fio and dd thread waits on, and ublkd's last words.
 dump_state_after() {

@@ -107,13 +107,6 @@ defer rm -f /var/tmp/top
 [ "$(grep -c "^stats  *$DEV  *live" /var/tmp/top)" = 2 ] || fail "top: $(cat /var/tmp/top)"
 
 step "bad arguments are named, and change nothing"
-expect_exit() { # CODE TEXT COMMAND...
-  local code=$1 text=$2 out rc=0
-  shift 2
-  out=$("$@" 2>&1) || rc=$?
-  [ "$rc" = "$code" ] || fail "$* exited $rc, expected $code: $out"
-  grep -q -- "$text" <<<"$out" || fail "$* did not say '$text': $out"
-}
 expect_exit 4 "no device named 'nosuch'" ublkctl stats nosuch
 expect_exit 2 "--watch: '0' is not a number of seconds" ublkctl stats stats --watch 0
 expect_exit 2 "--sort: 'fast' is not" ublkctl top --sort fast
