@@ -5,6 +5,8 @@ own driver (device "kernel"; above 1 is ublkd faster), with the spread (min-max)
 median IOPS and mean completion latency, and the guest CPU time per I/O where recorded.
   ratio-report.py RESULTS.json [--svg FILE TITLE]   markdown on stdout; the plot as SVG to FILE
   ratio-report.py RESULTS.json --base DEVICE       the same table, with ratios to DEVICE instead
+  ratio-report.py RESULTS.json --base DEVICE --cpu the ratios of CPU time per I/O to DEVICE's
+                                                   (above 1 is more CPU), for devices that have it
 """
 import json
 import statistics
@@ -22,13 +24,18 @@ def load(path):
     return data, rows
 
 
-def summarize(rows, base="kernel"):
+def summarize(rows, base="kernel", metric=0):
+    """metric 0: the per-repetition ratios of IOPS; 2: of CPU time per I/O (devices without it
+    are left out)."""
     out = []
     for workload, devices in rows.items():
         kernel = devices[base]
         entry = {"workload": workload, "devices": {}}
         for name, reps in devices.items():
-            ratios = [reps[r][0] / kernel[r][0] for r in reps if r in kernel and kernel[r][0] > 0]
+            ratios = [reps[r][metric] / kernel[r][metric] for r in reps
+                      if r in kernel and reps[r][metric] is not None and kernel[r][metric]]
+            if not ratios:
+                continue
             cpu = [v[2] for v in reps.values() if v[2] is not None]
             entry["devices"][name] = {
                 "iops": statistics.median(v[0] for v in reps.values()),
@@ -43,26 +50,28 @@ def summarize(rows, base="kernel"):
     return out
 
 
-def markdown(data, summary, base="kernel"):
+def markdown(data, summary, base="kernel", what=""):
     """One table per set of devices (a null row and a loop row compare different ones)."""
     groups = {}
     for e in summary:
         groups.setdefault(tuple(e["devices"]), []).append(e)
-    return "\n\n".join(table(data, rows, base) for rows in groups.values())
+    return "\n\n".join(table(data, rows, base, what) for rows in groups.values())
 
 
-def table(data, summary, base):
+def table(data, summary, base, what=""):
+    if base not in summary[0]["devices"]:
+        return f"No {what or 'IOPS '}figures of {base} in these results."
     names = [n for n in summary[0]["devices"] if n != base]
     cpu = summary[0]["devices"][base]["cpu"] is not None
     unit = "IOPS (clat µs, CPU µs/IO)" if cpu else "IOPS (clat µs)"
     lines = [f"Kernel {data['kernel']}, {data['runtime']} s per run, "
              f"{summary[0]['devices'][base]['reps']} repetitions.", "",
              f"| workload | {base} {unit} | " +
-             " | ".join(f"{n} {unit} | {n}/{base} (min–max)" for n in names) + " |",
+             " | ".join(f"{n} {unit} | {what}{n}/{base} (min–max)" for n in names) + " |",
              "|---|---|" + "---|---|" * len(names)]
 
     def cell(d):
-        extra = f", {d['cpu']:.0f}" if d["cpu"] is not None else ""
+        extra = f", {d['cpu']:.1f}" if d["cpu"] is not None else ""
         return f"{d['iops']:.0f} ({d['clat']:.0f}{extra})"
 
     for e in summary:
@@ -132,7 +141,8 @@ def svg(data, summary, title):
 def main():
     data, rows = load(sys.argv[1])
     if len(sys.argv) > 3 and sys.argv[2] == "--base":
-        print(markdown(data, summarize(rows, sys.argv[3]), sys.argv[3]))
+        metric = 2 if sys.argv[4:5] == ["--cpu"] else 0
+        print(markdown(data, summarize(rows, sys.argv[3], metric), sys.argv[3], "CPU per I/O " if metric else ""))
         return
     summary = summarize(rows)
     print(markdown(data, summary))
