@@ -42,6 +42,7 @@ struct Manager::Managed {
   std::optional<ServeStatus> status;  // the queue daemon's last word: ready or failed
   bool timedOut = false;              // not ready in time: a late "ready" does not count
   unsigned awakeLooks = 0;            // overdue: looks in a row that found it out of the kernel
+  bool stuckLogged = false;           // overdue: that it waits in the kernel was said
   EventLoop::TimerId deadline = 0;
   EventLoop::TimerId retry = 0;  // a recovery waiting out its backoff
   CrashPolicy crash;             // what an unplanned death leads to

@@ -255,10 +255,16 @@ void Manager::spawnServe(Managed& device, std::optional<uint32_t> recoverId) {
     argv.push_back(std::to_string(ChildProcess::kPassedFd));
   }
   // The same file for every queue daemon of the device, so its counters outlive each of them.
+  // Without it the device is served all the same, uncounted.
   const ublk::UniqueFd stats(::open(records_.statsPath(name).c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (!stats) ublk::throwErrno(errno, "open " + records_.statsPath(name).string());
-  argv.push_back("--stats-fd");
-  argv.push_back(std::to_string(ChildProcess::kPassedFd + 1));
+  if (stats) {
+    argv.push_back("--stats-fd");
+    argv.push_back(std::to_string(ChildProcess::kPassedFd + 1));
+  } else {
+    log::warning(fmt::format("device {}: no statistics: cannot open {}: {}", name, records_.statsPath(name).string(),
+                             std::strerror(errno)),
+                 {{"DEVICE", name}});
+  }
   device.child =
       ChildProcess::spawn(options_.serveBinary, argv, {device.backing ? device.backing->fd() : -1, stats.get()});
   device.statusLine.clear();
@@ -414,6 +420,7 @@ EventLoop::TimerId Manager::killAfter(Managed& device, std::chrono::seconds time
   const std::string name = device.view.name;
   const pid_t pid = device.child->pid();
   device.awakeLooks = 0;
+  device.stuckLogged = false;
   return loop_.after(timeout,
                      [this, name, pid, timeout, what = std::string(what)] { killOverdue(name, pid, timeout, what); });
 }
@@ -426,12 +433,12 @@ void Manager::killOverdue(const std::string& name, pid_t pid, std::chrono::secon
   auto it = devices_.find(name);
   if (it == devices_.end() || !it->second->child || it->second->child->pid() != pid) return;
   Managed& device = *it->second;
-  const bool first = !std::exchange(device.timedOut, true);  // a late "ready" does not count
+  device.timedOut = true;  // a late "ready" does not count
   const auto lookAgain = [this, name, pid, timeout, what](auto after) {
     return loop_.after(after, [this, name, pid, timeout, what] { killOverdue(name, pid, timeout, what); });
   };
   if (const std::string stuck = describeStuckThreads(pid); !stuck.empty()) {
-    if (first) {
+    if (!std::exchange(device.stuckLogged, true)) {
       log::error(fmt::format("device {}: queue daemon (pid {}) failed {} within {} s and waits in the kernel ({}); "
                              "not killing it while it does",
                              name, pid, what, timeout.count(), stuck),
@@ -866,9 +873,11 @@ void Manager::restart(const std::string& name, RestartDone done) {
   auto it = devices_.find(name);
   if (it == devices_.end()) throw ServiceError(ErrorKind::NotFound, fmt::format("no device named '{}'", name));
   Managed& device = *it->second;
-  if (device.view.state != DeviceState::Live || device.handingOver) {
+  if (device.view.state != DeviceState::Live || device.handingOver || device.resizing) {
     throw ServiceError(ErrorKind::Busy, fmt::format("device '{}' is {}; only a live device can be restarted", name,
-                                                    device.handingOver ? "restarting" : stateName(device.view.state)));
+                                                    device.handingOver ? "restarting"
+                                                    : device.resizing  ? "being resized"
+                                                                       : stateName(device.view.state)));
   }
   if (device.recovery != Recovery::Reissue || !device.recoverable()) {
     throw ServiceError(ErrorKind::Failed,

@@ -158,7 +158,7 @@ class Manager {
   void proceedRemoval(Managed& device);
   void finishRemoval(const std::string& name, const std::string& reason);
   void removeThenFinish(Managed& device, std::string reason);
-  void growBackingThenResize(Managed& device, uint64_t bytes, ResizeDone done);
+  void growBackingThenResize(Managed& device, uint64_t bytes, bool readOnly, ResizeDone done);
   void updateKernelSize(Managed& device, uint64_t bytes, ResizeDone done);
   void answerDeleters(Managed& device, const ServiceError& error);
   std::string stuckText(const Managed& device) const;

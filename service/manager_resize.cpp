@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -26,15 +27,14 @@ namespace {
 constexpr std::chrono::milliseconds kUpdateSizeDeadline{10'000};
 constexpr std::chrono::milliseconds kGrowDeadline{10'000};
 
-// The kernel's logical block size of /dev/ublkbID, from sysfs (never blocked by a backend).
-uint32_t logicalBlockOf(uint32_t id) {
-  const std::string path = fmt::format("/sys/block/ublkb{}/queue/logical_block_size", id);
-  std::ifstream file(path);
-  uint32_t bytes = 0;
-  if (!(file >> bytes) || bytes == 0) {
+// A number from /dev/ublkbID's sysfs directory (never blocked by a backend).
+uint64_t sysfsNumber(uint32_t id, const std::string& file) {
+  const std::string path = fmt::format("/sys/block/ublkb{}/{}", id, file);
+  std::ifstream in(path);
+  uint64_t value = 0;
+  if (!(in >> value))
     throw ServiceError(ErrorKind::Failed, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  }
-  return bytes;
+  return value;
 }
 
 // Makes the backing at least `bytes` long: a file grows (sparse), a block device must be.
@@ -78,17 +78,19 @@ void Manager::resize(const std::string& name, uint64_t bytes, bool force, Resize
                                    "size cannot change while it is live",
                                    name));
   }
-  const uint32_t block = logicalBlockOf(view.id);
+  const uint64_t block = std::max<uint64_t>(sysfsNumber(view.id, "queue/logical_block_size"), 512);
+  // The kernel's size, not ours: a resize whose UPDATE_SIZE timed out may still have happened.
+  const uint64_t current = sysfsNumber(view.id, "size") << 9;
   if (bytes == 0 || bytes % block != 0) {
     throw ServiceError(ErrorKind::InvalidSpec, fmt::format("size: {} bytes is not a positive multiple of the logical "
                                                            "block size of {} ({} bytes)",
                                                            bytes, view.blockDevice(), block));
   }
-  if (bytes < view.sizeBytes && !force) {
+  if (bytes < current && !force) {
     throw ServiceError(ErrorKind::InvalidSpec,
                        fmt::format("size: {} bytes is smaller than device '{}' ({} bytes): a shrink cuts off what "
                                    "lies past the new end (a filesystem's last blocks?); ask with force to do it",
-                                   bytes, name, view.sizeBytes));
+                                   bytes, name, current));
   }
   if (view.target == "loop") {
     if (view.dataPath == "mapped") {
@@ -102,21 +104,21 @@ void Manager::resize(const std::string& name, uint64_t bytes, bool force, Resize
                        fmt::format("a {} device has the size of its backend: resize the export or image instead{}",
                                    view.target, view.target == "rbd" ? " (the device follows it)" : ""));
   }
+  const bool readOnly = view.target == "loop" && parseDeviceSpec(view.specJson).readOnly;
   device.resizing = true;
   log::info(fmt::format("device {}: resizing from {} to {} bytes", name, view.sizeBytes, bytes), {{"DEVICE", name}});
   if (view.target == "loop") {
-    growBackingThenResize(device, bytes, std::move(done));
+    growBackingThenResize(device, bytes, readOnly, std::move(done));
   } else {
     updateKernelSize(device, bytes, std::move(done));
   }
 }
 
-void Manager::growBackingThenResize(Managed& device, uint64_t bytes, ResizeDone done) {
+void Manager::growBackingThenResize(Managed& device, uint64_t bytes, bool readOnly, ResizeDone done) {
   const std::string name = device.view.name;
   const Managed* which = &device;
   // The open descriptor, or (a device adopted from an earlier ublkd) the path opened again.
   auto fd = std::make_shared<ublk::UniqueFd>(device.backing ? ::fcntl(device.backing->fd(), F_DUPFD_CLOEXEC, 0) : -1);
-  const bool readOnly = parseDeviceSpec(device.view.specJson).readOnly;
   auto finish = [this, name, which, done](const ServiceError& error) {
     if (Managed* still = lookup(name, which)) still->resizing = false;
     log::warning(fmt::format("device {}: resize failed: {}", name, error.what()), {{"DEVICE", name}});
@@ -132,12 +134,16 @@ void Manager::growBackingThenResize(Managed& device, uint64_t bytes, ResizeDone 
             reopened.emplace(reopenBacking(spec, *identity));
           }
           growBacking(reopened ? reopened->fd() : fd->get(), path, readOnly, bytes);
-          return [this, name, which, bytes, done] {
-            if (Managed* device = lookup(name, which)) {
-              updateKernelSize(*device, bytes, done);
+          return [this, name, which, bytes, finish, done] {
+            Managed* device = lookup(name, which);
+            if (device == nullptr) {
+              finish(ServiceError(ErrorKind::NotFound, fmt::format("device '{}' went during the resize", name)));
+            } else if (device->view.state != DeviceState::Live || device->handingOver) {
+              finish(ServiceError(ErrorKind::Busy, fmt::format("device '{}' became {} during the resize; its backing "
+                                                               "file grew, the device did not",
+                                                               name, stateName(device->view.state))));
             } else {
-              const ServiceError gone(ErrorKind::NotFound, fmt::format("device '{}' went during the resize", name));
-              done(&gone);
+              updateKernelSize(*device, bytes, done);
             }
           };
         } catch (const ServiceError& e) {

@@ -195,10 +195,17 @@ class Device {
   uint32_t id() const { return info_.dev_id; }
   const abi::DevInfo& info() const { return info_; }
 
-  // With statsFd open, each queue thread counts its requests there.
+  // With statsFd open (and laid out), each queue thread counts its requests there.
   void startQueues(Target& target, ublk::UniqueFd statsFd) {
     target_ = &target;
-    if (statsFd) stats_.emplace(std::move(statsFd), info_.nr_hw_queues);
+    if (statsFd) {
+      // Counting is no reason to stop serving: a file that cannot be laid out means no statistics.
+      try {
+        stats_.emplace(std::move(statsFd), info_.nr_hw_queues);
+      } catch (const std::exception& e) {
+        fmt::print(stderr, "ublkd serve: device {}: serving without statistics: {}\n", id(), e.what());
+      }
+    }
     charFd_ = ublk::openCharDevice(id());
     stopFd_ = ublk::UniqueFd(::eventfd(0, EFD_CLOEXEC));
     if (!stopFd_) ublk::throwErrno(errno, "eventfd");

@@ -37,11 +37,20 @@ constexpr unsigned bucketOf(uint64_t ns) {
   return (shift + 1) * kSubBuckets + static_cast<unsigned>((ns >> shift) - kSubBuckets);
 }
 
-// The smallest value of the bucket after `bucket`: its values are below this.
+// The smallest value of the bucket after `bucket`: its values are below this. The last bucket has
+// no end (UINT64_MAX): it holds every value from bucketStart(kBuckets - 1) on.
 constexpr uint64_t bucketEnd(unsigned bucket) {
+  if (bucket >= kBuckets - 1) return UINT64_MAX;
   if (bucket < kSubBuckets) return bucket + 1;
   const unsigned shift = bucket / kSubBuckets - 1;
   return (uint64_t{kSubBuckets} + bucket % kSubBuckets + 1) << shift;
+}
+
+// The smallest value of `bucket`.
+constexpr uint64_t bucketStart(unsigned bucket) {
+  if (bucket < kSubBuckets) return bucket;
+  const unsigned shift = bucket / kSubBuckets - 1;
+  return (uint64_t{kSubBuckets} + bucket % kSubBuckets) << shift;
 }
 
 struct Histogram {

@@ -54,7 +54,8 @@ std::optional<Snapshot> readSnapshot(const std::filesystem::path& file) {
   // The queue daemon only ever grows the file, so a mapping of its size now stays backed.
   const ublk::MappedRegion map(static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd.get(), 0, file.string());
   const auto& header = *map.as<const Header>();
-  if (load(header.magic) != kMagic || header.version != kVersion) return std::nullopt;
+  // Acquire: the writer publishes the magic last, after the layout under it.
+  if (__atomic_load_n(&header.magic, __ATOMIC_ACQUIRE) != kMagic || header.version != kVersion) return std::nullopt;
   const uint32_t queues = header.queues;
   if (fileBytes(queues) > map.size()) return std::nullopt;
   Snapshot s;
@@ -87,9 +88,10 @@ double percentile(const std::vector<uint64_t>& histogram, double fraction) {
   uint64_t seen = 0;
   for (unsigned b = 0; b < histogram.size(); ++b) {
     seen += histogram[b];
-    if (seen >= rank) return static_cast<double>(bucketEnd(b)) / 1000.0;
+    // The last bucket has no end: its start says "this long or longer".
+    if (seen >= rank) return static_cast<double>(b + 1 < kBuckets ? bucketEnd(b) : bucketStart(b)) / 1000.0;
   }
-  return static_cast<double>(bucketEnd(kBuckets - 1)) / 1000.0;
+  return static_cast<double>(bucketStart(kBuckets - 1)) / 1000.0;
 }
 
 Report History::report(Snapshot now) {
@@ -107,6 +109,9 @@ Report History::report(Snapshot now) {
   r.inFlight = now.inFlight;
   // Counters that started again (a new layout) make the samples before them meaningless.
   if (base != nullptr && base->createdNs != now.createdNs) base = nullptr;
+  for (size_t op = 0; base != nullptr && op < kOpClasses; ++op) {
+    if (now.ops[op].ops < base->ops[op].ops || now.ops[op].bytes < base->ops[op].bytes) base = nullptr;
+  }
   if (base != nullptr) {
     r.interval = std::chrono::duration<double>(now.taken - base->taken).count();
   } else {

@@ -37,7 +37,9 @@ struct Snapshot {
 std::optional<Snapshot> readSnapshot(const std::filesystem::path& file);
 
 struct Percentiles {
-  double p50 = 0, p99 = 0, p999 = 0;  // microseconds: the upper end of the bucket (within 6.25%)
+  // Microseconds: the upper end of the bucket (within 6.25%; 68.7 s, the last bucket's start,
+  // means that long or longer).
+  double p50 = 0, p99 = 0, p999 = 0;
 };
 
 struct OpReport {

@@ -1,6 +1,7 @@
 // StatsFile and QueueStats: the counters' layout on open, and the single-writer updates.
 #include "stats_writer.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,7 +34,7 @@ uint8_t opClassOf(const abi::IoDesc& desc) {
       return static_cast<uint8_t>(stats::OpClass::Discard);
     case abi::Op::WriteZeroes:
       return static_cast<uint8_t>(stats::OpClass::WriteZeroes);
-    default:
+    default:  // WRITE_SAME and anything newer move data the way a WRITE does
       return static_cast<uint8_t>(stats::OpClass::Write);
   }
 }
@@ -54,9 +55,10 @@ StatsFile::StatsFile(ublk::UniqueFd fd, uint32_t queues) : fd_(std::move(fd)) {
   const bool kept = static_cast<size_t>(st.st_size) >= bytes &&
                     ::pread(fd_.get(), &header, sizeof(header), 0) == static_cast<ssize_t>(sizeof(header)) &&
                     header.magic == stats::kMagic && header.version == stats::kVersion && header.queues == queues;
-  // Never shrink it: ublkd may have it mapped.
-  if (static_cast<size_t>(st.st_size) < bytes && ::ftruncate(fd_.get(), static_cast<off_t>(bytes)) != 0) {
-    ublk::throwErrno(errno, "sizing the statistics file");
+  // Never shrink it: ublkd may have it mapped. Allocated, not just sized: a page the filesystem
+  // (tmpfs) could not provide later would be a SIGBUS in a queue thread.
+  if (const int err = ::posix_fallocate(fd_.get(), 0, static_cast<off_t>(bytes)); err != 0) {
+    ublk::throwErrno(err, "allocating the statistics file");
   }
   map_ = ublk::MappedRegion(bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0, "the statistics file");
   auto* mapped = map_.as<stats::Header>();

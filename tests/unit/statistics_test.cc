@@ -49,15 +49,25 @@ class Statistics : public ::testing::Test {
 TEST(StatsLayout, BucketsCoverEveryValueInOrderWithinSixPercent) {
   for (uint64_t v : {0ull, 1ull, 15ull, 16ull, 17ull, 1000ull, 4095ull, 4096ull, 123456789ull, (1ull << 36) - 1}) {
     const unsigned b = stats::bucketOf(v);
+    EXPECT_LE(stats::bucketStart(b), v) << v;
     EXPECT_LT(v, stats::bucketEnd(b)) << v;
     if (b > 0) {
-      EXPECT_GE(v, stats::bucketEnd(b - 1)) << v;
+      EXPECT_EQ(stats::bucketStart(b), stats::bucketEnd(b - 1)) << v;
     }
-    if (v >= 16) {
-      EXPECT_LE(stats::bucketEnd(b) - v, v / 16 + 1) << v;
+    if (v >= 16 && b + 1 < stats::kBuckets) {
+      EXPECT_LE(stats::bucketEnd(b) - stats::bucketStart(b), v / 16 + 1) << v;
     }
   }
-  EXPECT_EQ(stats::bucketOf(uint64_t{1} << 50), stats::kBuckets - 1);
+}
+
+TEST(StatsLayout, TheLastBucketHoldsEverythingLongerAndSaysSo) {
+  const unsigned last = stats::kBuckets - 1;
+  EXPECT_EQ(stats::bucketOf(uint64_t{1} << 36), last);
+  EXPECT_EQ(stats::bucketOf(uint64_t{1} << 50), last);
+  EXPECT_EQ(stats::bucketEnd(last), UINT64_MAX);
+  std::vector<uint64_t> histogram(stats::kBuckets);
+  histogram[last] = 1;  // one request of five minutes
+  EXPECT_DOUBLE_EQ(stats::percentile(histogram, 0.99), static_cast<double>(stats::bucketStart(last)) / 1000);
 }
 
 TEST_F(Statistics, CountsWhatQueuesServeAndTimesItPerBatch) {
