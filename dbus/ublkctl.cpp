@@ -169,6 +169,13 @@ VerbArgs parseVerbArgs(const Args& args, std::set<std::string_view> flags, std::
   return parsed;
 }
 
+// The whole of `text` as a number (from_chars: no sign for unsigned, no spaces, no suffix).
+template <typename Number>
+bool parsesWhole(std::string_view text, Number& number) {
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
 const DeviceRow* findRow(const std::vector<DeviceRow>& rows, std::string_view name) {
   for (const auto& row : rows) {
     if (row.name == name) return &row;
@@ -283,8 +290,7 @@ int remove(Client& client, const Args& args) {
   int waitSeconds = 0;
   if (const auto wait = parsed.values.find("--wait"); wait != parsed.values.end()) {
     const std::string_view value = wait->second;
-    const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), waitSeconds);
-    if (ec != std::errc() || end != value.data() + value.size() || waitSeconds < 0) {
+    if (!parsesWhole(value, waitSeconds) || waitSeconds < 0) {
       throw UsageError(fmt::format("--wait: '{}' is not a number of seconds", value));
     }
   }
@@ -377,8 +383,7 @@ int status(Client& client, const Args& args) {
 
 double parseSeconds(std::string_view option, std::string_view value) {
   double seconds = 0;
-  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
-  if (ec != std::errc() || end != value.data() + value.size() || !(seconds > 0) || seconds > 86400) {
+  if (!parsesWhole(value, seconds) || !(seconds > 0) || seconds > 86400) {
     throw UsageError(fmt::format("{}: '{}' is not a number of seconds (above 0, at most 86400)", option, value));
   }
   return seconds;
@@ -411,20 +416,6 @@ std::optional<ublkd::bus::DeviceStatistics> statisticsOf(Client& client, const D
   }
 }
 
-// Replaces FILE in one rename, so a reader sees the old contents or the new, never a part.
-void writeAtomically(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw std::runtime_error(fmt::format("cannot write {}: {}", temporary, std::strerror(errno)));
-  }
-  std::error_code ec;
-  std::filesystem::rename(temporary, path, ec);
-  if (ec) throw std::runtime_error(fmt::format("cannot rename {} to {}: {}", temporary, path, ec.message()));
-}
-
 int prometheus(Client& client, const VerbArgs& parsed, std::optional<double> every) {
   const auto output = parsed.values.find("--output");
   do {
@@ -440,7 +431,7 @@ int prometheus(Client& client, const VerbArgs& parsed, std::optional<double> eve
     }
     const std::string text = ublkd::bus::prometheusText(devices);
     if (output != parsed.values.end()) {
-      writeAtomically(std::string(output->second), text);
+      ublkd::writeTextFileAtomically(std::string(output->second), text);
     } else {
       fmt::print("{}", text);
       std::fflush(stdout);
@@ -496,8 +487,7 @@ int top(Client& client, const Args& args) {
   }
   long iterations = -1;
   if (const auto v = parsed.values.find("--iterations"); v != parsed.values.end()) {
-    const auto [end, ec] = std::from_chars(v->second.data(), v->second.data() + v->second.size(), iterations);
-    if (ec != std::errc() || end != v->second.data() + v->second.size() || iterations <= 0) {
+    if (!parsesWhole(v->second, iterations) || iterations <= 0) {
       throw UsageError(fmt::format("--iterations: '{}' is not a positive number", v->second));
     }
   }

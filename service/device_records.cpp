@@ -9,24 +9,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "text_file.h"
+
 namespace ublkd {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-void writeFileAtomically(const fs::path& path, const std::string& text) {
-  const fs::path temporary = path.string() + ".new";
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw std::system_error(errno, std::generic_category(), fmt::format("write {}", temporary.string()));
-  }
-  fs::rename(temporary, path);
-}
-
-}  // namespace
 
 std::string DeviceRecord::toJson() const {
   nlohmann::json json{{"name", name}, {"state", state}, {"cookie", cookie},     {"id", id},
@@ -73,15 +60,15 @@ fs::path DeviceRecords::recordPath(const std::string& name) const {
 fs::path DeviceRecords::udevPath(uint32_t id) const { return runDir_ / "udev" / fmt::format("ublkb{}", id); }
 
 void DeviceRecords::writeSpec(const std::string& name, const std::string& specJson) const {
-  writeFileAtomically(specPath(name), specJson);
+  writeTextFileAtomically(specPath(name), specJson);
 }
 
 void DeviceRecords::write(const DeviceRecord& record) const {
-  writeFileAtomically(recordPath(record.name), record.toJson());
+  writeTextFileAtomically(recordPath(record.name), record.toJson());
 }
 
 void DeviceRecords::announceName(uint32_t id, const std::string& name) const {
-  writeFileAtomically(udevPath(id), fmt::format("UBLK_NAME={}\n", name));
+  writeTextFileAtomically(udevPath(id), fmt::format("UBLK_NAME={}\n", name));
   std::ofstream uevent(fmt::format("/sys/block/ublkb{}/uevent", id));
   uevent << "change" << std::flush;
   if (!uevent) throw std::runtime_error("cannot write change to its uevent file");

@@ -84,7 +84,7 @@ if as_nobody ublkctl delete stats 2>/dev/null; then fail "nobody deleted a devic
 
 step "Prometheus text: written atomically, rewritten with --watch"
 ublkctl stats --prometheus --output /var/tmp/ublk.prom
-defer rm -f /var/tmp/ublk.prom /var/tmp/ublk.prom.tmp
+defer rm -f /var/tmp/ublk.prom /var/tmp/ublk.prom.new
 writes=$(json | jq .write.ops)
 grep -qx "ublk_requests_total{device=\"stats\",op=\"write\"} $writes" /var/tmp/ublk.prom ||
   fail "no write counter of $writes: $(grep 'op="write"' /var/tmp/ublk.prom | head -n 3)"
@@ -99,7 +99,7 @@ rewritten() { grep -qx "ublk_requests_total{device=\"stats\",op=\"read\"} $reads
 wait_until 5 rewritten || fail "--watch did not rewrite the file with $reads reads"
 kill -TERM "$exporter"
 wait "$exporter" || fail "the exporter ended with $? on SIGTERM"
-[ ! -e /var/tmp/ublk.prom.tmp ] || fail "the temporary file was left"
+[ -z "$(ls /var/tmp/ublk.prom.* 2>/dev/null)" ] || fail "a temporary file was left: $(ls /var/tmp/ublk.prom.*)"
 
 step "ublkctl top: two refreshes with the device in each"
 ublkctl top --iterations 2 --interval 1 --sort name >/var/tmp/top
