@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <string>
 
-#include <fmt/format.h>
 #include <sdbus-c++/Types.h>
 
 namespace ublkd::bus {
@@ -16,6 +15,8 @@ inline constexpr const char* kManagerInterface = "org.ublk.Manager";
 inline constexpr const char* kDeviceInterface = "org.ublk.Device";
 // One row of ListDevices: name, id, target, state, size in bytes, block device.
 using DeviceListRow = sdbus::Struct<std::string, uint32_t, std::string, std::string, uint64_t, std::string>;
-inline std::string devicePath(uint32_t id) { return fmt::format("/org/ublk/Device/{}", id); }
+// A device's object: /org/ublk/Device/ and its name, escaped as systemd escapes unit names in
+// object paths (sd_bus_path_encode: "disk0" stays, "db-1" is "db_2d1"), so a name has one path.
+std::string devicePath(const std::string& name);
 
 }  // namespace ublkd::bus

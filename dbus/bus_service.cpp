@@ -1,6 +1,8 @@
 // BusService: method handlers, device objects and signals.
 #include "bus_service.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include "errors.h"
@@ -9,27 +11,26 @@
 namespace ublkd::bus {
 namespace {
 
-// Runs a mutating method: a refusal becomes its named error (and a journal warning); any other
-// exception becomes org.ublk.Error.Failed instead of unwinding through sd-bus.
-template <typename Body>
-void answeringErrors(std::string_view method, const std::string& name, Body&& body) {
+// What a method answers for an exception: a refusal becomes its named error (and a journal
+// warning); anything else becomes org.ublk.Error.Failed instead of unwinding through sd-bus.
+sdbus::Error busErrorOf(std::string_view method, const std::string& name, std::exception_ptr failure) {
   try {
-    body();
+    std::rethrow_exception(failure);
   } catch (const ServiceError& e) {
     log::warning(fmt::format("{} '{}' refused: {}", method, name, e.what()), {{"DEVICE", name}});
-    throw toBusError(e);
-  } catch (const sdbus::Error&) {
-    throw;
+    return toBusError(e);
+  } catch (const sdbus::Error& e) {
+    return e;
   } catch (const std::exception& e) {
     log::error(fmt::format("{} '{}' failed: {}", method, name, e.what()), {{"DEVICE", name}});
-    throw toBusError(ServiceError(ErrorKind::Failed, e.what()));
+    return toBusError(ServiceError(ErrorKind::Failed, e.what()));
   }
 }
 
 }  // namespace
 
 DeviceObject::DeviceObject(sdbus::IConnection& connection, Manager& manager, DeviceView view)
-    : AdaptorInterfaces(connection, devicePath(view.id)), manager_(manager), view_(std::move(view)) {
+    : AdaptorInterfaces(connection, devicePath(view.name)), manager_(manager), view_(std::move(view)) {
   registerAdaptor();
   emitInterfacesAddedSignal();
 }
@@ -90,11 +91,24 @@ std::map<std::string, sdbus::Variant> DeviceObject::GetStatistics() {
   }
 }
 
+std::map<std::string, sdbus::Variant> DeviceObject::GetDetails() {
+  const sdbus::Message* call = getObject().getCurrentlyProcessedMessage();
+  const uid_t caller = call != nullptr ? call->getCredsEuid() : static_cast<uid_t>(-1);
+  if (caller != 0 && caller != view_.owner) {
+    throw toBusError(ServiceError(
+        ErrorKind::PermissionDenied,
+        fmt::format("uid {} may not read the details of '{}': only root and its creator may", caller, view_.name)));
+  }
+  return {{"spec", sdbus::Variant(view_.specJson)},
+          {"backing", sdbus::Variant(view_.backing)},
+          {"error", sdbus::Variant(view_.state == DeviceState::Failed ? view_.lastError : std::string())}};
+}
+
 void DeviceObject::update(const DeviceView& view) {
   view_ = view;
-  getObject().emitPropertiesChangedSignal(
-      org::ublk::Device_adaptor::INTERFACE_NAME,
-      {"State", "Size", "Queues", "Depth", "BlockDevice", "CharDevice", "RestartCount", "LastExitReason", "DataPath"});
+  getObject().emitPropertiesChangedSignal(org::ublk::Device_adaptor::INTERFACE_NAME,
+                                          {"Id", "State", "Size", "Queues", "Depth", "BlockDevice", "CharDevice",
+                                           "RestartCount", "LastExitReason", "DataPath"});
 }
 
 BusService::BusService(sdbus::IConnection& connection, Manager& manager, std::vector<std::string> kernelFeatures)
@@ -102,14 +116,13 @@ BusService::BusService(sdbus::IConnection& connection, Manager& manager, std::ve
       connection_(connection),
       manager_(manager),
       kernelFeatures_(std::move(kernelFeatures)),
-      root_(sdbus::createObject(connection, kRootPath)) {
+      root_(sdbus::createObject(connection, kRootPath)),
+      polkit_(connection) {
   root_->addObjectManager();
   registerAdaptor();
   emitInterfacesAddedSignal();
   manager_.setListener(this);
-  for (const DeviceView& view : manager_.list()) {
-    if (view.state != DeviceState::Starting) deviceAdded(view);
-  }
+  for (const DeviceView& view : manager_.list()) deviceAdded(view);
 }
 
 BusService::~BusService() {
@@ -118,34 +131,51 @@ BusService::~BusService() {
   unregisterAdaptor();
 }
 
-void BusService::requireRoot(std::string_view what) {
+template <typename Reply, typename Body>
+void BusService::whenAuthorized(std::string_view verb, const std::string& name, Reply&& result, Body&& body) {
+  // Shared: the reply object is move-only and the callbacks must be copyable.
+  auto reply = std::make_shared<std::decay_t<Reply>>(std::move(result));
   const sdbus::Message* call = getObject().getCurrentlyProcessedMessage();
-  if (call == nullptr || call->getCredsEuid() != 0) {
-    throw ServiceError(ErrorKind::PermissionDenied, fmt::format("only root may {}", what));
+  std::string method = fmt::format("{}Device", verb);  // for the journal: "CreateDevice"
+  method[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(method[0])));
+  try {
+    if (call == nullptr) throw ServiceError(ErrorKind::PermissionDenied, "the caller is unknown");
+    polkit_.check(call->getSender(), call->getCredsEuid(), kManageDevicesAction, fmt::format("{} devices", verb),
+                  {{"device", name}, {"verb", std::string(verb)}},
+                  [reply, method, name, body = std::forward<Body>(body)](const ServiceError* refusal) {
+                    try {
+                      if (refusal != nullptr) throw *refusal;
+                      body(reply);
+                    } catch (...) {
+                      reply->returnError(busErrorOf(method, name, std::current_exception()));
+                    }
+                  });
+  } catch (...) {
+    reply->returnError(busErrorOf(method, name, std::current_exception()));
   }
 }
 
 void BusService::CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& result, std::string name,
                               std::string spec_json) {
-  answeringErrors("CreateDevice", name, [&] {
-    requireRoot("create devices");
-    // Shared: the reply object is move-only and the Manager's callback must be copyable.
-    auto reply = std::make_shared<sdbus::Result<uint32_t, sdbus::ObjectPath>>(std::move(result));
-    manager_.create(name, spec_json, [reply](const DeviceView* created, const ServiceError* error) {
-      if (error != nullptr) {
-        reply->returnError(toBusError(*error));
-      } else {
-        reply->returnResults(created->id, sdbus::ObjectPath(devicePath(created->id)));
-      }
-    });
-  });
+  const sdbus::Message* call = getObject().getCurrentlyProcessedMessage();
+  const uid_t owner = call != nullptr ? call->getCredsEuid() : 0;
+  whenAuthorized(
+      "create", name, std::move(result),
+      [this, name, spec_json, owner](const std::shared_ptr<sdbus::Result<uint32_t, sdbus::ObjectPath>>& reply) {
+        manager_.create(name, spec_json, owner, [reply](const DeviceView* created, const ServiceError* error) {
+          if (error != nullptr) {
+            reply->returnError(toBusError(*error));
+          } else {
+            reply->returnResults(created->id, sdbus::ObjectPath(devicePath(created->name)));
+          }
+        });
+      });
 }
 
 namespace {
 
-// The Manager's callback for a method without results; shared because the reply is move-only.
-auto replyWhenDone(sdbus::Result<>&& result) {
-  auto reply = std::make_shared<sdbus::Result<>>(std::move(result));
+// The Manager's callback for a method without results.
+auto replyWhenDone(std::shared_ptr<sdbus::Result<>> reply) {
   return [reply](const ServiceError* error) {
     if (error != nullptr) {
       reply->returnError(toBusError(*error));
@@ -158,36 +188,34 @@ auto replyWhenDone(sdbus::Result<>&& result) {
 }  // namespace
 
 void BusService::DeleteDevice(sdbus::Result<>&& result, std::string name) {
-  answeringErrors("DeleteDevice", name, [&] {
-    requireRoot("delete devices");
-    manager_.remove(name, replyWhenDone(std::move(result)));
+  whenAuthorized("delete", name, std::move(result), [this, name](const std::shared_ptr<sdbus::Result<>>& reply) {
+    manager_.remove(name, replyWhenDone(reply));
   });
 }
 
 void BusService::RestartDevice(sdbus::Result<>&& result, std::string name) {
-  answeringErrors("RestartDevice", name, [&] {
-    requireRoot("restart devices");
-    manager_.restart(name, replyWhenDone(std::move(result)));
+  whenAuthorized("restart", name, std::move(result), [this, name](const std::shared_ptr<sdbus::Result<>>& reply) {
+    manager_.restart(name, replyWhenDone(reply));
   });
 }
 
 void BusService::ResizeDevice(sdbus::Result<>&& result, std::string name, uint64_t bytes,
                               std::map<std::string, sdbus::Variant> options) {
-  answeringErrors("ResizeDevice", name, [&] {
-    requireRoot("resize devices");
-    bool force = false;
-    for (const auto& [key, value] : options) {
-      if (key != "force") {
-        throw ServiceError(ErrorKind::InvalidSpec, fmt::format("options: unknown option '{}' (known: force)", key));
-      }
-      if (value.peekValueType() != "b") {
-        throw ServiceError(ErrorKind::InvalidSpec,
-                           fmt::format("options: 'force' is a boolean (b), not '{}'", value.peekValueType()));
-      }
-      force = value.get<bool>();
-    }
-    manager_.resize(name, bytes, force, replyWhenDone(std::move(result)));
-  });
+  whenAuthorized(
+      "resize", name, std::move(result), [this, name, bytes, options](const std::shared_ptr<sdbus::Result<>>& reply) {
+        bool force = false;
+        for (const auto& [key, value] : options) {
+          if (key != "force") {
+            throw ServiceError(ErrorKind::InvalidSpec, fmt::format("options: unknown option '{}' (known: force)", key));
+          }
+          if (value.peekValueType() != "b") {
+            throw ServiceError(ErrorKind::InvalidSpec,
+                               fmt::format("options: 'force' is a boolean (b), not '{}'", value.peekValueType()));
+          }
+          force = value.get<bool>();
+        }
+        manager_.resize(name, bytes, force, replyWhenDone(reply));
+      });
 }
 
 std::vector<DeviceListRow> BusService::ListDevices() {
@@ -200,23 +228,43 @@ std::vector<DeviceListRow> BusService::ListDevices() {
 
 std::string BusService::Version() { return UBLKD_VERSION; }
 
+// The Manager's listener: a bus that cannot take a signal must not break the Manager's work.
+template <typename Body>
+void BusService::announcing(const DeviceView& device, std::string_view what, Body&& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    log::error(fmt::format("device {}: cannot announce {} on the bus: {}", device.name, what, e.what()),
+               {{"DEVICE", device.name}});
+  }
+}
+
 void BusService::deviceAdded(const DeviceView& device) {
-  devices_[device.id] = std::make_unique<DeviceObject>(connection_, manager_, device);
-  emitDeviceAdded(device.name, sdbus::ObjectPath(devicePath(device.id)));
+  announcing(device, "its object", [&] {
+    devices_.erase(device.name);  // its object goes before another takes the path
+    devices_[device.name] = std::make_unique<DeviceObject>(connection_, manager_, device);
+    emitDeviceAdded(device.name, sdbus::ObjectPath(devicePath(device.name)));
+  });
 }
 
 void BusService::deviceRemoved(const DeviceView& device, const std::string& reason) {
-  const std::string path = device.id == kNoDeviceId ? std::string(kManagerPath) : devicePath(device.id);
-  devices_.erase(device.id);
-  emitDeviceRemoved(device.name, sdbus::ObjectPath(path), reason);
+  announcing(device, "its removal", [&] {
+    devices_.erase(device.name);
+    emitDeviceRemoved(device.name, sdbus::ObjectPath(devicePath(device.name)), reason);
+  });
 }
 
 void BusService::deviceChanged(const DeviceView& device) {
-  auto it = devices_.find(device.id);
-  if (it != devices_.end()) it->second->update(device);
-  emitDeviceStateChanged(device.name, sdbus::ObjectPath(devicePath(device.id)), std::string(stateName(device.state)));
-  // A failed device's kernel id is free again; its object goes, the Manager keeps its name.
-  if (device.state == DeviceState::Failed) devices_.erase(device.id);
+  auto it = devices_.find(device.name);
+  if (it == devices_.end()) {
+    deviceAdded(device);
+  } else {
+    announcing(device, "a change", [&] { it->second->update(device); });
+  }
+  announcing(device, "its state", [&] {
+    emitDeviceStateChanged(device.name, sdbus::ObjectPath(devicePath(device.name)),
+                           std::string(stateName(device.state)));
+  });
 }
 
 }  // namespace ublkd::bus

@@ -1,7 +1,8 @@
 // BusService: ublkd on D-Bus. /org/ublk carries the ObjectManager; /org/ublk/Manager implements
-// org.ublk.Manager over the Manager; each live device is /org/ublk/Device/<id> implementing
-// org.ublk.Device. Mutating calls are for root only (the bus policy says so too). Runs on the
-// daemon's event loop thread, like the Manager it listens to.
+// org.ublk.Manager over the Manager; every device the Manager knows, in any state, is
+// /org/ublk/Device/<escaped name> implementing org.ublk.Device. Mutating calls need root or
+// polkit's yes (org.ublk.manage-devices); a device's spec and backing path are for root and its
+// creator. Runs on the daemon's event loop thread, like the Manager it listens to.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include "manager.h"
 #include "org.ublk.Device.adaptor.h"
 #include "org.ublk.Manager.adaptor.h"
+#include "polkit.h"
 
 namespace ublkd::bus {
 
@@ -37,10 +39,9 @@ class DeviceObject final : public sdbus::AdaptorInterfaces<org::ublk::Device_ada
   std::string CharDevice() override { return view_.charDevice(); }
   uint32_t RestartCount() override { return view_.restartCount; }
   std::string LastExitReason() override { return view_.lastExitReason; }
-  std::string Backing() override { return view_.backing; }
   std::string DataPath() override { return view_.dataPath; }
-  std::string Spec() override { return view_.specJson; }
   std::map<std::string, sdbus::Variant> GetStatistics() override;
+  std::map<std::string, sdbus::Variant> GetDetails() override;
 
   Manager& manager_;
   DeviceView view_;
@@ -67,14 +68,21 @@ class BusService final : public sdbus::AdaptorInterfaces<org::ublk::Manager_adap
   std::string Version() override;
   std::vector<std::string> KernelFeatures() override { return kernelFeatures_; }
 
-  // Throws PermissionDenied unless the caller of the method being handled is root.
-  void requireRoot(std::string_view what);
+  // Runs body(reply) once polkit lets the caller of the method being handled manage devices
+  // (root always may); a refusal, or what body throws, answers the call as a named error.
+  template <typename Reply, typename Body>
+  void whenAuthorized(std::string_view verb, const std::string& name, Reply&& result, Body&& body);
+
+  // Runs body, logging (not throwing) what fails: the Manager's work goes on without the bus.
+  template <typename Body>
+  void announcing(const DeviceView& device, std::string_view what, Body&& body);
 
   sdbus::IConnection& connection_;
   Manager& manager_;
   std::vector<std::string> kernelFeatures_;
-  std::unique_ptr<sdbus::IObject> root_;  // the ObjectManager
-  std::map<uint32_t, std::unique_ptr<DeviceObject>> devices_;
+  std::unique_ptr<sdbus::IObject> root_;                          // the ObjectManager
+  std::map<std::string, std::unique_ptr<DeviceObject>> devices_;  // by name
+  Polkit polkit_;  // last: its pending checks are cancelled before anything they use goes
 };
 
 }  // namespace ublkd::bus

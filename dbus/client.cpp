@@ -58,8 +58,8 @@ void Client::resize(const std::string& name, uint64_t bytes, bool force) {
       .withArguments(name, bytes, options);
 }
 
-std::map<std::string, sdbus::Variant> Client::deviceProperties(uint32_t id) {
-  auto device = sdbus::createProxy(connect(address_), kBusName, devicePath(id));
+std::map<std::string, sdbus::Variant> Client::deviceProperties(const std::string& name) {
+  auto device = sdbus::createProxy(connect(address_), kBusName, devicePath(name));
   std::map<std::string, sdbus::Variant> properties;
   device->callMethod("GetAll")
       .onInterface("org.freedesktop.DBus.Properties")
@@ -68,13 +68,21 @@ std::map<std::string, sdbus::Variant> Client::deviceProperties(uint32_t id) {
   return properties;
 }
 
-std::map<std::string, sdbus::Variant> Client::statistics(uint32_t id) {
+std::map<std::string, sdbus::Variant> Client::statistics(const std::string& name) {
+  return callDevice(name, "GetStatistics");
+}
+
+std::map<std::string, sdbus::Variant> Client::details(const std::string& name) {
+  return callDevice(name, "GetDetails");
+}
+
+std::map<std::string, sdbus::Variant> Client::callDevice(const std::string& name, const std::string& method) {
   // One connection for every call: `ublkctl top` asks for each device every refresh.
-  if (!statsConnection_) statsConnection_ = connect(address_);
-  auto device = sdbus::createProxy(*statsConnection_, kBusName, devicePath(id));
-  std::map<std::string, sdbus::Variant> statistics;
-  device->callMethod("GetStatistics").onInterface(kDeviceInterface).storeResultsTo(statistics);
-  return statistics;
+  if (!deviceConnection_) deviceConnection_ = connect(address_);
+  auto device = sdbus::createProxy(*deviceConnection_, kBusName, devicePath(name));
+  std::map<std::string, sdbus::Variant> values;
+  device->callMethod(method).onInterface(kDeviceInterface).storeResultsTo(values);
+  return values;
 }
 
 std::vector<std::string> Client::kernelFeatures() {

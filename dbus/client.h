@@ -35,9 +35,10 @@ class Client {
   void restart(const std::string& name);
   // Returns once the kernel has the new size; `force` allows a shrink.
   void resize(const std::string& name, uint64_t bytes, bool force);
-  std::map<std::string, sdbus::Variant> deviceProperties(uint32_t id);
-  // org.ublk.Device.GetStatistics of device `id` (its a{sv}: org.ublk.Device.xml).
-  std::map<std::string, sdbus::Variant> statistics(uint32_t id);
+  std::map<std::string, sdbus::Variant> deviceProperties(const std::string& name);
+  // org.ublk.Device.GetStatistics and GetDetails of the named device (a{sv}: org.ublk.Device.xml).
+  std::map<std::string, sdbus::Variant> statistics(const std::string& name);
+  std::map<std::string, sdbus::Variant> details(const std::string& name);
   std::vector<std::string> kernelFeatures();
   std::string version();
 
@@ -46,9 +47,12 @@ class Client {
   void watch(const std::string& name, std::function<void(const std::string& kind, const std::string& detail)> onEvent);
 
  private:
+  // An org.ublk.Device method without arguments that returns a{sv}.
+  std::map<std::string, sdbus::Variant> callDevice(const std::string& name, const std::string& method);
+
   std::unique_ptr<sdbus::IProxy> manager_;
   std::string address_;
-  std::unique_ptr<sdbus::IConnection> statsConnection_;  // no event loop: synchronous calls only
+  std::unique_ptr<sdbus::IConnection> deviceConnection_;  // no event loop: synchronous calls only
 };
 
 }  // namespace ublkd::bus

@@ -101,7 +101,8 @@ const std::map<std::string_view, std::string_view> kVerbHelp = {
     {"status",
      "usage: ublkctl status NAME [--json]\n"
      "Prints the properties of device NAME: Name, Id, Target, State, Size, Queues, Depth,\n"
-     "BlockDevice, CharDevice, RestartCount, LastExitReason, Backing, DataPath and Spec.\n"},
+     "BlockDevice, CharDevice, RestartCount, LastExitReason and DataPath; for root and the\n"
+     "device's creator also Backing, Spec and, for a failed device, Error (why it failed).\n"},
     {"stats",
      "usage: ublkctl stats NAME [--json] [--watch SECONDS]\n"
      "       ublkctl stats [NAME] --prometheus [--output FILE] [--watch SECONDS]\n"
@@ -358,18 +359,25 @@ int status(Client& client, const Args& args) {
   if (row == nullptr)
     throw sdbus::Error(ublkd::bus::errorName(ublkd::ErrorKind::NotFound), "no device named '" + name + "'");
   nlohmann::json out{{"Name", row->name}, {"State", row->state}, {"Target", row->target}};
-  if (row->id != ublkd::kNoDeviceId) {
-    for (const auto& [key, value] : client.deviceProperties(row->id)) {
-      const std::string type = value.peekValueType();
-      if (type == "s")
-        out[key] = value.get<std::string>();
-      else if (type == "u")
-        out[key] = value.get<uint32_t>();
-      else if (type == "t")
-        out[key] = value.get<uint64_t>();
-      else if (type == "q")
-        out[key] = value.get<uint16_t>();
-    }
+  for (const auto& [key, value] : client.deviceProperties(row->name)) {
+    const std::string type = value.peekValueType();
+    if (type == "s")
+      out[key] = value.get<std::string>();
+    else if (type == "u")
+      out[key] = value.get<uint32_t>();
+    else if (type == "t")
+      out[key] = value.get<uint64_t>();
+    else if (type == "q")
+      out[key] = value.get<uint16_t>();
+  }
+  try {
+    const auto details = client.details(row->name);
+    out["Backing"] = details.at("backing").get<std::string>();
+    out["Spec"] = details.at("spec").get<std::string>();
+    if (const std::string error = details.at("error").get<std::string>(); !error.empty()) out["Error"] = error;
+  } catch (const sdbus::Error& e) {
+    // Another user's device: its spec and backing path are not ours to read.
+    if (ublkd::bus::kindOfBusError(e.getName()) != ublkd::ErrorKind::PermissionDenied) throw;
   }
   if (json) {
     fmt::print("{}\n", out.dump());
@@ -404,7 +412,7 @@ bool pause(double seconds) {
 std::optional<ublkd::bus::DeviceStatistics> statisticsOf(Client& client, const DeviceRow& row) {
   if (row.id == ublkd::kNoDeviceId) return std::nullopt;
   try {
-    return ublkd::bus::parseStatistics(row.name, row.blockDevice, client.statistics(row.id));
+    return ublkd::bus::parseStatistics(row.name, row.blockDevice, client.statistics(row.name));
   } catch (const sdbus::Error& e) {
     const auto kind = ublkd::bus::kindOfBusError(e.getName());
     // Busy: still starting. Unknown object: gone (or failed) since the list.
@@ -462,7 +470,7 @@ int stats(Client& client, const Args& args) {
       throw sdbus::Error(ublkd::bus::errorName(ublkd::ErrorKind::Busy),
                          fmt::format("device '{}' has no statistics: it is {}", row->name, row->state));
     }
-    const auto s = ublkd::bus::parseStatistics(row->name, row->blockDevice, client.statistics(row->id));
+    const auto s = ublkd::bus::parseStatistics(row->name, row->blockDevice, client.statistics(row->name));
     if (parsed.has("--json")) {
       fmt::print("{}\n", ublkd::bus::statisticsJson(s).dump());
     } else {

@@ -38,7 +38,7 @@ struct DaemonOptions {
 void autostart(Manager& manager, const std::filesystem::path& specDir) {
   for (const auto& [name, file] : listSpecFiles(specDir)) {
     try {
-      manager.create(name, readTextFile(file), [name, file](const DeviceView*, const ServiceError* error) {
+      manager.create(name, readTextFile(file), 0, [name, file](const DeviceView*, const ServiceError* error) {
         if (error != nullptr) {
           log::error(fmt::format("{}: device {} did not start: {}", file.string(), name, error->what()),
                      {{"DEVICE", name}, {"CONFIG_FILE", file.string()}});

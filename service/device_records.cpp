@@ -20,6 +20,7 @@ std::string DeviceRecord::toJson() const {
                       {"pid", pid},   {"spec", spec},   {"restarts", restarts}, {"last_exit_reason", lastExitReason}};
   if (sizeBytes) json["size_bytes"] = *sizeBytes;
   if (!reason.empty()) json["reason"] = reason;
+  if (owner != 0) json["owner"] = owner;
   if (backing) {
     json["backing"] = {{"path", backingPath}, {"device", backing->device}, {"inode", backing->inode}};
   }
@@ -39,6 +40,7 @@ DeviceRecord DeviceRecord::fromJson(const std::string& text) {
   if (json.contains("size_bytes")) record.sizeBytes = json.at("size_bytes").get<uint64_t>();
   record.lastExitReason = json.value("last_exit_reason", std::string());
   record.reason = json.value("reason", std::string());
+  record.owner = json.value("owner", uid_t{0});
   if (const auto backing = json.find("backing"); backing != json.end()) {
     record.backingPath = backing->at("path").get<std::string>();
     record.backing =

@@ -31,6 +31,7 @@ struct DeviceRecord {
   std::optional<uint64_t> sizeBytes;  // as the kernel granted it
   std::string lastExitReason;
   std::string reason;  // why a failed device failed
+  uid_t owner = 0;     // who created the device
   // A loop device's backing store: the path as opened, and which file that was.
   std::string backingPath;
   std::optional<FileIdentity> backing;

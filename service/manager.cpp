@@ -108,7 +108,7 @@ Manager::Managed* Manager::lookup(const std::string& name, const Managed* expect
   return it != devices_.end() && it->second.get() == expected ? it->second.get() : nullptr;
 }
 
-void Manager::create(const std::string& name, const std::string& specJson, CreateDone done) {
+void Manager::create(const std::string& name, const std::string& specJson, uid_t owner, CreateDone done) {
   validateDeviceName(name);
   if (devices_.contains(name)) {
     throw ServiceError(ErrorKind::Exists, fmt::format("a device named '{}' already exists", name));
@@ -133,6 +133,7 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
   device->view.queues = spec.queues;
   device->view.depth = spec.depth;
   device->view.sizeBytes = spec.size.value_or(0);
+  device->view.owner = owner;
   device->recovery = spec.recovery;
   device->onCreated = std::move(done);
   // The name is taken from here on, while the backing store is opened.
@@ -144,6 +145,7 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
       devices_.erase(name);
       throw;
     }
+    if (listener_ != nullptr) listener_->deviceAdded(ref.view);
     return;
   }
   // A path on a hung filesystem blocks open(); that must not block the loop.
@@ -180,15 +182,25 @@ void Manager::create(const std::string& name, const std::string& specJson, Creat
                                               "filesystem or device is not answering; nothing was created",
                                               name, path, kFilesystemDeadline.count() / 1000)));
       });
+  if (listener_ != nullptr) listener_->deviceAdded(ref.view);
 }
 
 void Manager::createFailed(const std::string& name, const Managed* which, const ServiceError& error) {
   Managed* device = lookup(name, which);
   if (device == nullptr) return;
-  CreateDone done = std::move(device->onCreated);
-  devices_.erase(name);
+  forgetStarting(*device, error);
+}
+
+// A create that failed: the name is free again, and the caller and the listener hear why.
+void Manager::forgetStarting(Managed& device, const ServiceError& error) {
+  const std::string name = device.view.name;
   log::error(fmt::format("device {}: cannot create it: {}", name, error.what()), {{"DEVICE", name}});
+  CreateDone done = std::move(device.onCreated);
+  removeFiles(device.view);
+  const DeviceView view = device.view;
+  devices_.erase(name);
   if (done) done(nullptr, &error);
+  if (listener_ != nullptr) listener_->deviceRemoved(view, error.what());
 }
 
 // Records the spec and the device (with its cookie), then starts its queue daemon. Throws
@@ -334,7 +346,7 @@ void Manager::becameLive(Managed& device, uint32_t id) {
                         view.blockDevice(), view.target, view.sizeBytes, view.queues, view.depth),
             {{"DEVICE", view.name}, {"TARGET", view.target}, {"UBLK_DEVICE_ID", std::to_string(id)}});
   if (device.onCreated) std::exchange(device.onCreated, nullptr)(&view, nullptr);
-  if (listener_ != nullptr) listener_->deviceAdded(view);
+  if (listener_ != nullptr) listener_->deviceChanged(view);
 }
 
 void Manager::recovered(Managed& device) {
@@ -372,6 +384,7 @@ DeviceRecord Manager::recordOf(const Managed& device) const {
           .sizeBytes = device.view.sizeBytes,
           .lastExitReason = device.view.lastExitReason,
           .reason = device.view.lastError,
+          .owner = device.view.owner,
           .backingPath = device.view.backing,
           .backing = device.backingIdentity};
 }
@@ -532,16 +545,9 @@ void Manager::onChildExit(const std::string& name) {
               ? ServiceError(device.status->failure, device.status->message)
               : ServiceError(ErrorKind::Failed,
                              fmt::format("the queue daemon {} before the device was ready", exit.describe()));
-      log::error(fmt::format("device {}: cannot create it: {}", name, error.what()),
-                 {{"DEVICE", name}, {"TARGET", view.target}});
       device.child.reset();
       auto forget = [this, name, which = &device, error] {
-        Managed* gone = lookup(name, which);
-        if (gone == nullptr) return;
-        CreateDone done = std::move(gone->onCreated);
-        removeFiles(gone->view);
-        devices_.erase(name);
-        if (done) done(nullptr, &error);
+        if (Managed* gone = lookup(name, which)) forgetStarting(*gone, error);
       };
       // A daemon that failed cleanly removed its device; one that was killed or crashed did not.
       if (device.addedId) {
@@ -714,6 +720,7 @@ void Manager::failDevice(Managed& device, const std::string& why) {
     failed.state = "failed";
     failed.spec = view.specJson;
     failed.reason = why;
+    failed.owner = view.owner;
     records_.write(failed);
   } catch (const std::exception& e) {
     log::warning(fmt::format("device {}: cannot record its failure: {}", view.name, e.what()), {{"DEVICE", view.name}});

@@ -9,6 +9,8 @@
 // ErrorKind::Timeout naming what hangs when a queue daemon or the kernel does not answer.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -51,6 +53,7 @@ struct DeviceView {
   std::string lastExitReason;  // how the last queue daemon ended, "" if none has
   std::string backing;         // the file or block device a loop device serves, as opened
   std::string dataPath;        // how request data moves (ublk::dataPathName); "" until live
+  uid_t owner = 0;             // who created it; only root and the owner may read its spec
 
   std::string blockDevice() const;  // "/dev/ublkbN", or "" without an id
   std::string charDevice() const;
@@ -77,7 +80,9 @@ class Manager {
   class Listener {
    public:
     virtual ~Listener() = default;
-    virtual void deviceAdded(const DeviceView& device) = 0;  // live, with an id
+    // The name is taken (a create under way, or a device adopted or failed before this ublkd).
+    virtual void deviceAdded(const DeviceView& device) = 0;
+    // The name is free again: removed, or its create failed.
     virtual void deviceRemoved(const DeviceView& device, const std::string& reason) = 0;
     virtual void deviceChanged(const DeviceView& device) = 0;  // state or properties
   };
@@ -97,8 +102,8 @@ class Manager {
 
   // Errors found before anything starts (bad name or spec, duplicate name) are thrown as
   // ServiceError and change nothing; the outcome of starting arrives through `done` (a backing
-  // store that cannot be opened included: that check runs off the loop).
-  void create(const std::string& name, const std::string& specJson, CreateDone done);
+  // store that cannot be opened included: that check runs off the loop). `owner` is the caller's uid.
+  void create(const std::string& name, const std::string& specJson, uid_t owner, CreateDone done);
   // Throws NotFound, or Busy while the device is still starting; otherwise `done` runs once the
   // device is gone, with Busy while the block device is held (mounted, in use by another driver),
   // or Timeout once stopTimeout + killGrace pass with the queue daemon stuck in the kernel (the
@@ -141,6 +146,7 @@ class Manager {
   Managed* lookup(const std::string& name, const Managed* expected);  // nullptr once it is gone
   void startCreated(Managed& device);
   void createFailed(const std::string& name, const Managed* which, const ServiceError& error);
+  void forgetStarting(Managed& device, const ServiceError& error);
   void spawnServe(Managed& device, std::optional<uint32_t> recoverId);
   void adoptOne(std::unique_ptr<Managed> device, const DeviceRecord& record);
   void watchChild(Managed& device);

@@ -86,6 +86,7 @@ void Manager::adoptPrevious() {
         continue;
       }
       view.specJson = record.spec;
+      view.owner = record.owner;
       const DeviceSpec spec = parseDeviceSpec(view.specJson);
       view.target = toString(spec.target);
       if (record.state == "failed") {
@@ -93,7 +94,8 @@ void Manager::adoptPrevious() {
         view.lastError = record.reason;
         log::warning(fmt::format("device {}: failed before ublkd restarted: {}", view.name, view.lastError),
                      {{"DEVICE", view.name}});
-        devices_.emplace(view.name, std::move(device));
+        const Managed& ref = *devices_.emplace(view.name, std::move(device)).first->second;
+        if (listener_ != nullptr) listener_->deviceAdded(ref.view);
         continue;
       }
       if (record.id == kNoDeviceId) throw std::runtime_error("the record has no device id");

@@ -39,6 +39,7 @@ TEST_F(DeviceRecordsTest, RecordRoundTripsEveryField) {
                              .sizeBytes = uint64_t{1} << 30,
                              .lastExitReason = "killed by SIGKILL",
                              .reason = "",
+                             .owner = 1000,
                              .backingPath = "/var/lib/ublk/a.img",
                              .backing = FileIdentity{.device = 2049, .inode = 77}};
   records.write(written);
@@ -48,6 +49,7 @@ TEST_F(DeviceRecordsTest, RecordRoundTripsEveryField) {
   EXPECT_EQ(read.toJson(), written.toJson());
   EXPECT_EQ(read.backing, written.backing);
   EXPECT_EQ(read.sizeBytes, written.sizeBytes);
+  EXPECT_EQ(read.owner, 1000u);
 }
 
 TEST_F(DeviceRecordsTest, OlderRecordReadsBackWithDefaults) {
@@ -57,6 +59,7 @@ TEST_F(DeviceRecordsTest, OlderRecordReadsBackWithDefaults) {
   EXPECT_FALSE(read.sizeBytes.has_value());
   EXPECT_FALSE(read.backing.has_value());
   EXPECT_EQ(read.restarts, 0u);
+  EXPECT_EQ(read.owner, 0u);  // root's, as every device was before owners were recorded
   EXPECT_THROW(DeviceRecord::fromJson(R"({"name":"d"})"), std::exception);  // no spec
 }
 

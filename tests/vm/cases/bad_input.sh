@@ -37,16 +37,18 @@ step "the error names the field"
 out=$(ublk_call CreateDevice string:d1 'string:{"target":"null","size":"1G","queues":100000}' || true)
 expect_contains "$out" /queues
 
-step "a non-root caller is refused by the bus policy, and ublkctl says permission denied"
+step "a non-root caller is refused (polkit, no rule grants it), naming the action; ublkctl exits 8"
 out=$(setpriv --reuid=nobody --regid=nogroup --clear-groups dbus-send --system --print-reply \
   --dest=org.ublk.Manager /org/ublk/Manager org.ublk.Manager.CreateDevice string:d1 \
   'string:{"target":"null","size":"1G"}' 2>&1) && fail "non-root CreateDevice succeeded"
-grep -q "^Error org.freedesktop.DBus.Error.AccessDenied" <<<"$out" || fail "expected AccessDenied: $out"
+grep -q "^Error org.ublk.Error.PermissionDenied: .*org.ublk.manage-devices" <<<"$out" ||
+  fail "expected PermissionDenied naming org.ublk.manage-devices: $out"
 rc=0
 setpriv --reuid=nobody --regid=nogroup --clear-groups ublkctl delete good 2>/var/tmp/err || rc=$?
 [ "$rc" -eq 8 ] || fail "non-root ublkctl delete exited $rc, expected 8: $(cat /var/tmp/err)"
 setpriv --reuid=nobody --regid=nogroup --clear-groups ublkctl list | grep -q good ||
   fail "a non-root user cannot list devices"
+[ "$(ublk_state good)" = live ] || fail "good is '$(ublk_state good)' after the refused delete"
 
 step "a queue daemon killed before its device is ready leaves no device behind"
 # The scheduler is set after START_DEV: a kyber that takes forever to load holds the daemon there.

@@ -12,7 +12,7 @@ defer rm -f /var/lib/ublk/disk0.img
 step "busctl CreateDevice, exactly as in the README"
 reply=$(busctl call org.ublk.Manager /org/ublk/Manager org.ublk.Manager CreateDevice ss disk0 '{"target":"loop","path":"/var/lib/ublk/disk0.img"}')
 echo "  $reply"
-[[ $reply =~ ^uo\ ([0-9]+)\ \"/org/ublk/Device/([0-9]+)\"$ ]] || fail "unexpected reply: $reply"
+[[ $reply =~ ^uo\ ([0-9]+)\ \"/org/ublk/Device/disk0\"$ ]] || fail "unexpected reply: $reply"
 id=${BASH_REMATCH[1]}
 defer "busctl call org.ublk.Manager /org/ublk/Manager org.ublk.Manager DeleteDevice s disk0 2>/dev/null"
 systemctl is-active --quiet ublkd || fail "ublkd was not activated"
@@ -26,10 +26,10 @@ list=$(busctl call org.ublk.Manager /org/ublk/Manager org.ublk.Manager ListDevic
 echo "  $list"
 expect_contains "$list" disk0
 grep -q "\"disk0\" $id \"loop\" \"live\" 268435456 \"/dev/ublkb$id\"" <<<"$list" || fail "ListDevices row wrong: $list"
-state=$(busctl get-property org.ublk.Manager "/org/ublk/Device/$id" org.ublk.Device State)
+state=$(busctl get-property org.ublk.Manager /org/ublk/Device/disk0 org.ublk.Device State)
 [ "$state" = 's "live"' ] || fail "State property: $state"
 objects=$(busctl call org.ublk.Manager /org/ublk org.freedesktop.DBus.ObjectManager GetManagedObjects)
-grep -q "/org/ublk/Device/$id" <<<"$objects" || fail "ObjectManager does not list the device"
+grep -q "/org/ublk/Device/disk0" <<<"$objects" || fail "ObjectManager does not list the device"
 ublkctl list
 ublkctl list --json | jq -e '[.[].name] == ["disk0"]' >/dev/null || fail "ublkctl list --json: $(ublkctl list --json)"
 [ "$(ublk_state disk0)" = live ] || fail "ublkctl status: $(ublkctl status disk0)"

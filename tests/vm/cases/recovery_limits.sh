@@ -2,8 +2,8 @@
 # Description: where recovery stops. A crash loop (crash_loop deaths within seconds), a backing
 # file that vanished while ublkd was down, and daemons that die as soon as they start (after a
 # doubling backoff) all end in the failed state, with I/O failing rather than hanging; a failed
-# device stays failed across a ublkd restart, and can still be deleted. DeleteDevice while a
-# daemon is recovering does not hang. A device with recovery "none" is removed when its daemon
+# device keeps its bus object (saying why) and stays failed across a ublkd restart, and can
+# still be deleted. DeleteDevice while a daemon is recovering does not hang. A device with recovery "none" is removed when its daemon
 # dies, I/O fails at once, and DeviceRemoved says why.
 source "$(dirname "$0")/../lib.sh"
 
@@ -34,9 +34,20 @@ journal DEVICE=c | grep -q 'crash loop: 3 queue daemon deaths within 60 s' ||
   fail "the journal does not report the crash loop"
 wait_until 10 process_gone $READER || fail "the reader of $dev still hangs"
 [ ! -e "$dev" ] || fail "$dev outlived the failure"
+# failed_object: the failed device keeps its object, which says why through GetDetails.
+failed_object() {
+  [ "$(busctl get-property org.ublk.Manager /org/ublk/Device/c org.ublk.Device State)" = 's "failed"' ] ||
+    fail "the object of c: $(busctl introspect org.ublk.Manager /org/ublk/Device/c 2>&1 | head -n 3)"
+  busctl --json=short call org.ublk.Manager /org/ublk/Device/c org.ublk.Device GetDetails |
+    jq -r .data[0].error.data | grep -q "crash loop" || fail "GetDetails of c does not say why it failed"
+}
+failed_object
 systemctl restart ublkd
 state_is c failed || fail "after a ublkd restart, c is '$(ublk_state c)', not failed"
+failed_object
 ublkctl delete c || fail "cannot delete the failed device"
+! busctl get-property org.ublk.Manager /org/ublk/Device/c org.ublk.Device State 2>/dev/null ||
+  fail "the object of c outlived its deletion"
 expect_no_devices
 cp /var/tmp/ublkd.json.orig /etc/ublk/ublkd.json # the default limit, 10 deaths within 10 s
 systemctl restart ublkd
