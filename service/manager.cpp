@@ -725,11 +725,11 @@ void Manager::failDevice(Managed& device, const std::string& why) {
   } catch (const std::exception& e) {
     log::warning(fmt::format("device {}: cannot record its failure: {}", view.name, e.what()), {{"DEVICE", view.name}});
   }
+  // The kernel may give the id to the next device; the failed record keeps only its name.
+  view.id = kNoDeviceId;
   if (listener_ != nullptr) listener_->deviceChanged(view);
   const ServiceError error(ErrorKind::Failed, fmt::format("device '{}' failed: {}", view.name, why));
   for (auto& done : std::exchange(device.onRestarted, {})) done(&error);
-  // The kernel may give the id to the next device; the failed record keeps only its name.
-  view.id = kNoDeviceId;
 }
 
 // Removes the kernel device, then forgets the device with `reason` (unless it went meanwhile).

@@ -38,6 +38,8 @@ wait_until 10 process_gone $READER || fail "the reader of $dev still hangs"
 failed_object() {
   [ "$(busctl get-property org.ublk.Manager /org/ublk/Device/c org.ublk.Device State)" = 's "failed"' ] ||
     fail "the object of c: $(busctl introspect org.ublk.Manager /org/ublk/Device/c 2>&1 | head -n 3)"
+  [ "$(busctl get-property org.ublk.Manager /org/ublk/Device/c org.ublk.Device Id)" = "u 4294967295" ] ||
+    fail "a failed device has no kernel id: $(busctl get-property org.ublk.Manager /org/ublk/Device/c org.ublk.Device Id)"
   busctl --json=short call org.ublk.Manager /org/ublk/Device/c org.ublk.Device GetDetails |
     jq -r .data[0].error.data | grep -q "crash loop" || fail "GetDetails of c does not say why it failed"
 }
