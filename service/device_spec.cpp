@@ -28,7 +28,7 @@ struct Key {
   std::string_view name;
   unsigned targets;
 };
-constexpr std::array<Key, 24> kKeys = {{
+constexpr std::array<Key, 25> kKeys = {{
     {"version", kEveryTarget},
     {"target", kEveryTarget},
     {"path", kFiles},
@@ -53,6 +53,7 @@ constexpr std::array<Key, 24> kKeys = {{
     {"client_id", kRbd},
     {"keyring", kRbd},
     {"cluster", kRbd},
+    {"boot", kEveryTarget},
 }};
 constexpr std::array<std::string_view, 4> kNbdSchemes = {"nbd://", "nbds://", "nbd+unix://", "nbds+unix://"};
 constexpr std::array<std::string_view, 3> kRecoveryNames = {"none", "reissue", "fail-io"};
@@ -408,6 +409,7 @@ DeviceSpec parseDeviceSpec(std::string_view text) {
   if (const json* recovery = member(doc, "recovery")) {
     spec.recovery = static_cast<Recovery>(readChoice(*recovery, "/recovery", kRecoveryNames));
   }
+  if (const json* boot = member(doc, "boot")) spec.boot = readBool(*boot, "/boot");
   return spec;
 }
 
@@ -418,6 +420,16 @@ uint64_t parseSize(const json& value, const std::string& field) {
   // Integers beyond 64 bits reach us as floating-point numbers.
   if (value.is_number_float() && value.get<double>() >= 0x1p64) throwSizeOverflow(value, field);
   throwNotASize(value, field);
+}
+
+std::string deviceNameProblem(std::string_view name) {
+  if (name.empty() || name.size() > 64) return "must be 1 to 64 characters";
+  const auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (!alnum(name.front())) return "must start with a letter or digit";
+  for (const char c : name) {
+    if (!alnum(c) && c != '_' && c != '.' && c != '-') return "may contain only letters, digits, '_', '.' and '-'";
+  }
+  return {};
 }
 
 std::string_view toString(TargetKind target) { return kTargetNames.at(static_cast<size_t>(target)); }

@@ -70,6 +70,7 @@ struct DeviceSpec {
   NbdSpec nbd;
   RbdSpec rbd;
   uint32_t reconnectTimeout = kDefaultReconnectTimeout;  // seconds; nbd and qcow2
+  bool boot = false;  // start at boot (ublk-generator: generator/); ublkd itself does nothing with it
 };
 
 // A rejected spec: `field` is the JSON path of the offending field ("/queues", "/size", or "" for
@@ -96,6 +97,10 @@ DeviceSpec parseDeviceSpec(std::string_view json);
 // "10GiB", "10GB" are both 10*2^30; whitespace not allowed; case-insensitive suffix). Throws
 // SpecError(field, reason) on anything else, including overflow of uint64.
 uint64_t parseSize(const nlohmann::json& value, const std::string& field);
+
+// Why `name` cannot name a device, or "" when it can: 1 to 64 characters, letters, digits, '_', '.'
+// and '-', starting with a letter or a digit (so it is also a unit instance and a file name as it is).
+std::string deviceNameProblem(std::string_view name);
 
 std::string_view toString(TargetKind);
 std::string_view toString(Recovery);

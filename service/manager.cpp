@@ -82,14 +82,8 @@ std::string DeviceView::blockDevice() const { return id == kNoDeviceId ? "" : fm
 std::string DeviceView::charDevice() const { return id == kNoDeviceId ? "" : fmt::format("/dev/ublkc{}", id); }
 
 void validateDeviceName(std::string_view name) {
-  auto reject = [&](std::string_view why) {
-    throw ServiceError(ErrorKind::InvalidSpec, fmt::format("device name '{}': {}", name, why));
-  };
-  if (name.empty() || name.size() > 64) reject("must be 1 to 64 characters");
-  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
-  if (!alnum(name.front())) reject("must start with a letter or digit");
-  for (const char c : name) {
-    if (!alnum(c) && c != '_' && c != '.' && c != '-') reject("may contain only letters, digits, '_', '.' and '-'");
+  if (const std::string problem = deviceNameProblem(name); !problem.empty()) {
+    throw ServiceError(ErrorKind::InvalidSpec, fmt::format("device name '{}': {}", name, problem));
   }
 }
 

@@ -207,7 +207,7 @@ TEST(ParseDeviceSpec, RejectsAnUnknownKeyAndListsTheKnownOnes) {
                       "unknown key (known: version, target, path, size, queues, depth, block_size, "
                       "read_only, direct_io, scheduler, recovery, format, uri, tls_certificates, tls_psk_file, "
                       "tls_username, tls_verify_peer, reconnect_timeout, pool, image, ceph_conf, client_id, "
-                      "keyring, cluster)"));
+                      "keyring, cluster, boot)"));
 }
 
 TEST(ParseDeviceSpec, UnknownKeyFieldIsAnEscapedJsonPointer) {
@@ -411,6 +411,27 @@ TEST(ParseDeviceSpec, RejectsFlagsThatAreNotBooleans) {
   EXPECT_THAT(rejectionOf(loopSpec(R"("direct_io": null)")), Rejects("/direct_io", "must be a boolean, not null"));
 }
 
+// "boot" is ublk-generator's (a device started at boot); every target takes it, ublkd ignores it.
+TEST(ParseDeviceSpec, BootIsABooleanOfEveryTarget) {
+  EXPECT_FALSE(parseDeviceSpec(nullSpec()).boot);
+  EXPECT_TRUE(parseDeviceSpec(nullSpec(R"("boot": true)")).boot);
+  EXPECT_FALSE(parseDeviceSpec(loopSpec(R"("boot": false)")).boot);
+  EXPECT_TRUE(parseDeviceSpec(R"({"target": "nbd", "uri": "nbd://h/e", "boot": true})").boot);
+  EXPECT_TRUE(parseDeviceSpec(R"({"target": "rbd", "image": "disk0", "boot": true})").boot);
+  EXPECT_THAT(rejectionOf(nullSpec(R"("boot": "yes")")), Rejects("/boot", "must be a boolean, not a string"));
+  EXPECT_THAT(rejectionOf(nullSpec(R"("boot": 1)")), Rejects("/boot", "must be a boolean, not an integer"));
+  EXPECT_THAT(rejectionOf(nullSpec(R"("boot": null)")), Rejects("/boot", "must be a boolean, not null"));
+  EXPECT_THAT(rejectionOf(nullSpec(R"("boot": true, "boot": false)")), Rejects("/boot", "duplicate key"));
+}
+
+TEST(DeviceName, ProblemNamesTheRule) {
+  for (const char* name : {"disk0", "a", "db.data-1_x", "9"}) EXPECT_EQ(ublkd::deviceNameProblem(name), "") << name;
+  EXPECT_EQ(ublkd::deviceNameProblem(""), "must be 1 to 64 characters");
+  EXPECT_EQ(ublkd::deviceNameProblem(std::string(65, 'a')), "must be 1 to 64 characters");
+  EXPECT_EQ(ublkd::deviceNameProblem("-x"), "must start with a letter or digit");
+  EXPECT_EQ(ublkd::deviceNameProblem("a/b"), "may contain only letters, digits, '_', '.' and '-'");
+}
+
 TEST(ParseDeviceSpec, RejectsAnUnknownScheduler) {
   EXPECT_THAT(rejectionOf(nullSpec(R"("scheduler": "cfq")")),
               Rejects("/scheduler", R"(must be one of none, mq-deadline, kyber, bfq (got "cfq"))"));
@@ -548,7 +569,7 @@ TEST_F(DeviceSpecSchema, NamesExactlyTheKeysTheParserKnows) {
                                                     "block_size", "read_only", "direct_io", "scheduler", "recovery",
                                                     "format", "uri", "tls_certificates", "tls_psk_file", "tls_username",
                                                     "tls_verify_peer", "reconnect_timeout", "pool", "image",
-                                                    "ceph_conf", "client_id", "keyring", "cluster"));
+                                                    "ceph_conf", "client_id", "keyring", "cluster", "boot"));
 }
 
 TEST_F(DeviceSpecSchema, EnumsMatchTheParser) {
@@ -576,6 +597,7 @@ TEST_F(DeviceSpecSchema, RangesAndDefaultsMatchTheConstants) {
   EXPECT_EQ(property("scheduler").at("default"), ublkd::kDefaultScheduler);
   EXPECT_EQ(property("recovery").at("default"), ublkd::toString(ublkd::kDefaultRecovery));
   EXPECT_EQ(property("read_only").at("default"), DeviceSpec{}.readOnly);
+  EXPECT_EQ(property("boot").at("default"), DeviceSpec{}.boot);
   EXPECT_EQ(property("reconnect_timeout").at("default"), ublkd::kDefaultReconnectTimeout);
   EXPECT_EQ(property("reconnect_timeout").at("maximum"), ublkd::kMaxReconnectTimeout);
   EXPECT_EQ(property("format").at("default"), DeviceSpec{}.format);

@@ -393,3 +393,18 @@ stop_verifier() {
 expect_no_io_errors() {
   ! dmesg | grep -E 'I/O error|EXT4-fs error|Buffer I/O' || fail "the kernel logged I/O errors"
 }
+
+# --- multi-boot tests (a boot of their own: tests/vm/poweroff-cycles, tests/vm/boot-devices) ---
+
+# power_off_after_case: powers the guest off 3 s after the case ends, its system as it is (the
+# harness skips its leftover checks; the host judges the shutdown: tests/vm/run, expect-poweroff).
+# The manager logs to the console at info level, so the host can read the shutdown's order there.
+power_off_after_case() {
+  mkdir -p /run/systemd/system/ublkd-vmtest.service.d
+  printf '[Unit]\nSuccessAction=none\nFailureAction=none\n' >/run/systemd/system/ublkd-vmtest.service.d/poweroff.conf
+  systemctl daemon-reload
+  touch "$UBLKD_RESULTS/expect-poweroff"
+  systemd-analyze log-target console
+  systemd-analyze log-level info
+  systemd-run --on-active=3 --timer-property=AccuracySec=100ms --unit=ublkvm-poweroff systemctl poweroff
+}

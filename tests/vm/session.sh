@@ -85,6 +85,11 @@ _qemu_start() {
     cmdline+=(systemd.unit=ublkd-vmtest.target systemd.show_status=error ublkvm.stage=1)
     stage_share=(-virtfs "local,path=$(realpath "$build/vm/stage"),mount_tag=stage,security_model=none,readonly=on,multidevs=remap")
   fi
+  # What a multi-boot test carries into the next boot's root (run --carry; initramfs-init).
+  if [ -n "${carry_dir:-}" ]; then
+    cmdline+=(ublkvm.carry=1)
+    stage_share+=(-virtfs "local,path=$carry_dir,mount_tag=carry,security_model=none,multidevs=remap")
+  fi
   # A scratch disk with 4 KiB logical sectors (lib.sh: scratch_disk), fresh and sparse each boot.
   # UBLKD_VM_SCRATCH_CACHE=none (the disk benchmark) keeps the host's page cache out of its I/O,
   # as on a real disk.

@@ -11,7 +11,8 @@ dpkg -i "$deb" >/var/tmp/dpkg.log 2>&1 || fail "dpkg -i failed: $(tail -n 20 /va
 # One query of the package database (each dpkg query reads all of it: seconds in the emulator).
 files=$(dpkg -L ublkd) || fail "dpkg -L ublkd failed"
 for f in /lib/systemd/system/ublk@.service /usr/sbin/ublkd /usr/bin/ublkctl /usr/share/dbus-1/system.d/org.ublk.Manager.conf \
-  /usr/share/dbus-1/system-services/org.ublk.Manager.service /lib/udev/rules.d/90-ublkd.rules; do
+  /usr/share/dbus-1/system-services/org.ublk.Manager.service /lib/udev/rules.d/90-ublkd.rules \
+  /usr/lib/systemd/system-generators/ublk-generator; do
   grep -qxF "$f" <<<"$files" || fail "$f does not come from the package"
 done
 

@@ -38,11 +38,5 @@ systemd-run --unit=ublkvm-writer --property=Restart=no \
 systemd-run --unit=ublkvm-holder --property=KillMode=none --property=WorkingDirectory=/mnt/pdisk sleep infinity
 
 step "poweroff"
-mkdir -p /run/systemd/system/ublkd-vmtest.service.d
-printf '[Unit]\nSuccessAction=none\nFailureAction=none\n' >/run/systemd/system/ublkd-vmtest.service.d/poweroff.conf
-systemctl daemon-reload
-touch "$UBLKD_RESULTS/expect-poweroff"
-systemd-analyze log-target console
-systemd-analyze log-level info
-systemd-run --on-active=3 --timer-property=AccuracySec=100ms --unit=ublkvm-poweroff systemctl poweroff
+power_off_after_case
 pass
