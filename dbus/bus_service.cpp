@@ -140,12 +140,13 @@ void BusService::whenAuthorized(std::string_view verb, const std::string& name, 
   method[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(method[0])));
   try {
     if (call == nullptr) throw ServiceError(ErrorKind::PermissionDenied, "the caller is unknown");
-    polkit_.check(call->getSender(), call->getCredsEuid(), kManageDevicesAction, fmt::format("{} devices", verb),
+    const uid_t caller = call->getCredsEuid();  // a round trip to the bus daemon: once per call
+    polkit_.check(call->getSender(), caller, kManageDevicesAction, fmt::format("{} devices", verb),
                   {{"device", name}, {"verb", std::string(verb)}},
-                  [reply, method, name, body = std::forward<Body>(body)](const ServiceError* refusal) {
+                  [reply, method, name, caller, body = std::forward<Body>(body)](const ServiceError* refusal) {
                     try {
                       if (refusal != nullptr) throw *refusal;
-                      body(reply);
+                      body(reply, caller);
                     } catch (...) {
                       reply->returnError(busErrorOf(method, name, std::current_exception()));
                     }
@@ -157,11 +158,9 @@ void BusService::whenAuthorized(std::string_view verb, const std::string& name, 
 
 void BusService::CreateDevice(sdbus::Result<uint32_t, sdbus::ObjectPath>&& result, std::string name,
                               std::string spec_json) {
-  const sdbus::Message* call = getObject().getCurrentlyProcessedMessage();
-  const uid_t owner = call != nullptr ? call->getCredsEuid() : 0;
   whenAuthorized(
       "create", name, std::move(result),
-      [this, name, spec_json, owner](const std::shared_ptr<sdbus::Result<uint32_t, sdbus::ObjectPath>>& reply) {
+      [this, name, spec_json](const std::shared_ptr<sdbus::Result<uint32_t, sdbus::ObjectPath>>& reply, uid_t owner) {
         manager_.create(name, spec_json, owner, [reply](const DeviceView* created, const ServiceError* error) {
           if (error != nullptr) {
             reply->returnError(toBusError(*error));
@@ -188,21 +187,23 @@ auto replyWhenDone(std::shared_ptr<sdbus::Result<>> reply) {
 }  // namespace
 
 void BusService::DeleteDevice(sdbus::Result<>&& result, std::string name) {
-  whenAuthorized("delete", name, std::move(result), [this, name](const std::shared_ptr<sdbus::Result<>>& reply) {
+  whenAuthorized("delete", name, std::move(result), [this, name](const std::shared_ptr<sdbus::Result<>>& reply, uid_t) {
     manager_.remove(name, replyWhenDone(reply));
   });
 }
 
 void BusService::RestartDevice(sdbus::Result<>&& result, std::string name) {
-  whenAuthorized("restart", name, std::move(result), [this, name](const std::shared_ptr<sdbus::Result<>>& reply) {
-    manager_.restart(name, replyWhenDone(reply));
-  });
+  whenAuthorized("restart", name, std::move(result),
+                 [this, name](const std::shared_ptr<sdbus::Result<>>& reply, uid_t) {
+                   manager_.restart(name, replyWhenDone(reply));
+                 });
 }
 
 void BusService::ResizeDevice(sdbus::Result<>&& result, std::string name, uint64_t bytes,
                               std::map<std::string, sdbus::Variant> options) {
   whenAuthorized(
-      "resize", name, std::move(result), [this, name, bytes, options](const std::shared_ptr<sdbus::Result<>>& reply) {
+      "resize", name, std::move(result),
+      [this, name, bytes, options](const std::shared_ptr<sdbus::Result<>>& reply, uid_t) {
         bool force = false;
         for (const auto& [key, value] : options) {
           if (key != "force") {

@@ -68,8 +68,8 @@ class BusService final : public sdbus::AdaptorInterfaces<org::ublk::Manager_adap
   std::string Version() override;
   std::vector<std::string> KernelFeatures() override { return kernelFeatures_; }
 
-  // Runs body(reply) once polkit lets the caller of the method being handled manage devices
-  // (root always may); a refusal, or what body throws, answers the call as a named error.
+  // Runs body(reply, caller's uid) once polkit lets the caller of the method being handled manage
+  // devices (root always may); a refusal, or what body throws, answers the call as a named error.
   template <typename Reply, typename Body>
   void whenAuthorized(std::string_view verb, const std::string& name, Reply&& result, Body&& body);
 
